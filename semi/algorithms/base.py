@@ -1,0 +1,262 @@
+"""The algorithm interface, and the shared semi-supervised step that FixMatch and ACR specialise.
+
+An algorithm turns one batch into a loss and a dictionary of tensors to log; the engine around it (optimiser,
+EMA, evaluation, checkpoints) is shared. The semi-supervised step is written once here with named hooks:
+  embed all views in one pass -> base pseudo-labels (`pseudo_labels`) -> components refine them (`refine`)
+  -> mask -> per-sample weights (components' `sample_weights`) -> losses (base terms, components' `extra_losses`)
+  -> state updates from detached tensors (`observe`).
+SeMi's parts are `Component`s attached to any base (spec section 5, "seamless integration").
+Algorithms are nn.Modules so that all their state (buffers) moves with `.to(device)` and lands in checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from semi.config import Config
+from semi.models.heads import ModelOutput
+
+
+@dataclass
+class StepInfo:
+    """Where training stands; computed by the engine from the step counter."""
+
+    step: int
+    epoch: int
+    total_steps: int
+    total_epochs: int
+
+    @property
+    def progress(self) -> float:
+        """epoch / total epochs, as the spec's prototype weight uses it."""
+        return self.epoch / self.total_epochs
+
+
+@dataclass
+class StepResult:
+    loss: Tensor
+    losses: dict[str, Tensor]
+    """Each loss term (already weighted), for logging and for naming a non-finite term."""
+    logs: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class PseudoLabels:
+    """Pseudo-labels of the unlabeled batch. `probs` is the distribution the targets come from (it may be
+    refined by components); `raw_probs` is the unadjusted softmax of the standard head (its confidence also
+    opens the mask, as in ACR's OR-mask)."""
+
+    probs: Tensor
+    raw_probs: Tensor
+    threshold: float
+    target: Tensor = field(init=False)
+    confidence: Tensor = field(init=False)
+    mask: Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.finalise()
+
+    def finalise(self) -> None:
+        self.confidence, self.target = self.probs.max(dim=1)
+        mask = self.confidence >= self.threshold
+        if self.raw_probs is not self.probs:
+            mask = mask | (self.raw_probs.max(dim=1).values >= self.threshold)
+        self.mask = mask
+
+    def replace_probs(self, probs: Tensor) -> None:
+        self.probs = probs
+        self.finalise()
+
+
+@dataclass
+class Views:
+    """Model outputs of one step, split by view: labeled, unlabeled weak, and the two strong views."""
+
+    labeled: ModelOutput
+    weak: ModelOutput
+    strong: tuple[ModelOutput, ModelOutput]
+
+
+class Component(nn.Module):
+    """A part that attaches to any semi-supervised base (SeMi's bank, prototypes, OHEML, feature consistency).
+    Every hook has a neutral default so a component overrides only what it changes."""
+
+    def bind(self, algorithm: SemiSupervisedAlgorithm) -> None:
+        """Called once after all components exist, to find siblings (prototypes need the bank)."""
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def refine(self, pl: PseudoLabels, views: Views, info: StepInfo, logs: dict[str, Tensor]) -> None:
+        pass
+
+    def sample_weights(self, pl: PseudoLabels, info: StepInfo, logs: dict[str, Tensor]) -> Tensor | None:
+        return None
+
+    def extra_losses(self, pl: PseudoLabels, views: Views, info: StepInfo) -> dict[str, Tensor]:
+        return {}
+
+    @torch.no_grad()
+    def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
+                logs: dict[str, Tensor]) -> None:
+        pass
+
+    def diagnostics(self) -> dict[str, object]:
+        """JSON-able state summary, logged at each evaluation."""
+        return {}
+
+
+class Algorithm(nn.Module):
+    """Interface of every algorithm."""
+
+    uses_unlabeled: bool = True
+    trains_on_true_labels: bool = False
+    """oracle: the labeled set is the labeled + unlabeled pool with true labels."""
+    eval_head: str = "standard"
+
+    def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor):
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.register_buffer("log_prior", torch.log(labeled_prior.float().clamp_min(1e-12)))
+        # Pseudo-label quality since the last evaluation, from the hidden labels of unlabeled images.
+        self.register_buffer("pl_selected", torch.zeros(num_classes))
+        self.register_buffer("pl_correct", torch.zeros(num_classes))
+        self.register_buffer("pl_true", torch.zeros(num_classes))
+        self.register_buffer("pl_seen", torch.zeros(()))
+        self.register_buffer("pl_masked", torch.zeros(()))
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def training_step(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> StepResult:
+        raise NotImplementedError
+
+    def diagnostics(self) -> dict[str, object]:
+        return {}
+
+    def labeled_losses(self, out: ModelOutput, y: Tensor) -> dict[str, Tensor]:
+        """L_x, plus the balanced head's logit-adjusted L_x^b when the algorithm trains that head."""
+        losses = {"sup": F.cross_entropy(out.logits, y)}
+        if self.trains_balanced_head:
+            tau2 = self.cfg.algorithm.tau2
+            losses["sup_bal"] = F.cross_entropy(out.logits_balanced + tau2 * self.log_prior, y)
+        return losses
+
+    @property
+    def trains_balanced_head(self) -> bool:
+        return self.cfg.algorithm.balanced_loss
+
+    @torch.no_grad()
+    def record_pseudo_labels(self, target: Tensor, mask: Tensor, true: Tensor) -> None:
+        """Accumulate per-class precision/recall counts of the masked pseudo-labels (no host sync)."""
+        known = true >= 0
+        sel = mask & known
+        c = self.num_classes
+        ones = torch.ones_like(target, dtype=self.pl_selected.dtype)
+        self.pl_selected += torch.zeros(c, device=target.device).index_add_(0, target, ones * sel)
+        self.pl_correct += torch.zeros(c, device=target.device).index_add_(0, target, ones * (sel & (target == true)))
+        self.pl_true += torch.zeros(c, device=target.device).index_add_(0, true.clamp_min(0), ones * known)
+        self.pl_seen += known.sum()
+        self.pl_masked += sel.sum()
+
+    def pop_pseudo_label_stats(self) -> dict[str, list[float] | float] | None:
+        """Precision / recall per class since the last call, then reset the counters."""
+        if self.pl_seen.item() == 0:
+            return None
+        sel, cor, tru = self.pl_selected.cpu(), self.pl_correct.cpu(), self.pl_true.cpu()
+        nan = torch.tensor(float("nan"))
+        precision = torch.where(sel > 0, cor / sel.clamp_min(1), nan)
+        recall = torch.where(tru > 0, cor / tru.clamp_min(1), nan)
+        stats = {
+            "pseudo_label_precision": [float(v) for v in precision],
+            "pseudo_label_recall": [float(v) for v in recall],
+            "pseudo_label_accuracy": float(cor.sum() / sel.sum().clamp_min(1)),
+            "mask_rate_known": float(self.pl_masked / self.pl_seen),
+            "pseudo_label_counts": [int(v) for v in sel],
+        }
+        for buf in (self.pl_selected, self.pl_correct, self.pl_true, self.pl_seen, self.pl_masked):
+            buf.zero_()
+        return stats
+
+
+def masked_ce(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """mean_b(weights_b * CE(logits_b, target_b)) over the whole batch (rejected samples count as zeros)."""
+    return (F.cross_entropy(logits, target, reduction="none") * weights).mean()
+
+
+class SemiSupervisedAlgorithm(Algorithm):
+    """The shared FixMatch-style step. Subclasses define the base pseudo-labels and any extra base terms."""
+
+    def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor, components: list[Component]):
+        super().__init__(cfg, num_classes, labeled_prior)
+        self.components = nn.ModuleList(components)
+        # SeMi lowers the threshold of every mask of the step when it is attached (spec 5.3).
+        self.threshold = cfg.semi.threshold if components else cfg.algorithm.threshold
+        for comp in components:
+            comp.bind(self)
+
+    def component(self, kind: type) -> Component | None:
+        return next((c for c in self.components if isinstance(c, kind)), None)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        for comp in self.components:
+            comp.on_epoch_start(epoch)
+
+    def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
+        raise NotImplementedError
+
+    def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
+                              logs: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {}
+
+    def training_step(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> StepResult:
+        x_l, y_l = batch["x_l"], batch["y_l"]
+        u_w, u_s1, u_s2 = batch["u_w"], batch["u_s1"], batch["u_s2"]
+        b, n = len(x_l), len(u_w)
+        # One forward pass over every view: batch-norm statistics over the whole batch (spec section 2).
+        out: ModelOutput = model(torch.cat([x_l, u_w, u_s1, u_s2]))
+        chunks = [t.split([b, n, n, n]) for t in out]
+        lab, weak, s1, s2 = (ModelOutput(*(c[i] for c in chunks)) for i in range(4))
+        views = Views(lab, weak, (s1, s2))
+        logs: dict[str, Tensor] = {}
+
+        losses = self.labeled_losses(lab, y_l)
+        with torch.no_grad():
+            pl = self.pseudo_labels(ModelOutput(*(t.detach() for t in weak)), info)
+            for comp in self.components:
+                comp.refine(pl, views, info, logs)
+            weights = pl.mask.float()
+            for comp in self.components:
+                w = comp.sample_weights(pl, info, logs)
+                if w is not None:
+                    weights = weights * w
+        lam = self.cfg.algorithm.lambda_u
+        losses["unsup"] = lam * 0.5 * (masked_ce(s1.logits, pl.target, weights) + masked_ce(s2.logits, pl.target, weights))
+        losses.update(self.base_unlabeled_losses(views, batch, info, logs))
+        for comp in self.components:
+            losses.update(comp.extra_losses(pl, views, info))
+
+        with torch.no_grad():
+            self.record_pseudo_labels(pl.target, pl.mask, batch["u_y"])
+            self.observe(pl, views, batch, info, logs)
+            for comp in self.components:
+                comp.observe(pl, views, batch, info, logs)
+            logs["mask_rate"] = pl.mask.float().mean()
+            logs["pseudo_label_acc"] = ((pl.target == batch["u_y"]) & pl.mask).float().sum() / pl.mask.sum().clamp_min(1)
+        loss = torch.stack(list(losses.values())).sum()
+        return StepResult(loss, losses, logs)
+
+    def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
+                logs: dict[str, Tensor]) -> None:
+        """Base-algorithm state updates (ACR's distribution estimate)."""
+
+    def diagnostics(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for comp in self.components:
+            out.update(comp.diagnostics())
+        return out

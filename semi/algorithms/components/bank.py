@@ -1,0 +1,30 @@
+"""The memory bank as a component: offers the masked strong-view embeddings every step, decays every D steps."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
+from semi.algorithms.components.memory_bank import ClassBalancedMemoryBank
+from semi.config import SemiConfig
+
+
+class MemoryBankComponent(Component):
+    def __init__(self, cfg: SemiConfig, num_classes: int, embed_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        self.bank = ClassBalancedMemoryBank(num_classes, cfg.bank_size, embed_dim)
+
+    @torch.no_grad()
+    def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
+                logs: dict[str, Tensor]) -> None:
+        s1, s2 = views.strong
+        emb = torch.cat([s1.embedding, s2.embedding]).detach().float()
+        self.bank.insert(emb, pl.target.repeat(2), pl.confidence.repeat(2), pl.mask.repeat(2))
+        if (info.step + 1) % self.cfg.decay_every == 0:
+            self.bank.decay(self.cfg.decay)
+
+    def diagnostics(self) -> dict[str, object]:
+        return {"bank_fill": [int(v) for v in self.bank.fill_counts()],
+                "bank_mean_confidence": [float(v) for v in self.bank.mean_confidence()]}

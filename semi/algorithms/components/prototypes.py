@@ -1,0 +1,68 @@
+"""Prototype-refined pseudo-labels (spec 5.2): blend the linear head's distribution with a softmax over
+distances to the memory bank's class means, more for the classes the linear head over-predicts."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
+from semi.algorithms.components.bank import MemoryBankComponent
+from semi.config import SemiConfig
+
+
+def prototype_probs(z: Tensor, centres: Tensor, available: Tensor, t_tar: float) -> Tensor:
+    """q_b = softmax_k(-||z_b - c_k|| / t_tar) over the classes whose row has entries; others get 0."""
+    logits = -torch.cdist(z.float(), centres.float()) / t_tar
+    logits = logits.masked_fill(~available[None], float("-inf"))
+    return torch.softmax(logits, dim=1)
+
+
+def blend(p: Tensor, q: Tensor, a: Tensor) -> Tensor:
+    """normalise((1 - a_k) p_k + a_k q_k) with a per-class weight a (defect 6.4: the script forgot to normalise)."""
+    mixed = (1 - a) * p + a * q
+    return mixed / mixed.sum(dim=1, keepdim=True)
+
+
+class PrototypeComponent(Component):
+    def __init__(self, cfg: SemiConfig, num_classes: int):
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("pl_counts", torch.zeros(num_classes))
+        """Masked pseudo-labels counted so far, per class."""
+        self.register_buffer("class_weight", torch.ones(num_classes))
+        """w_k: share of class k among the counted pseudo-labels, refreshed once per epoch (1 before)."""
+        self.bank: MemoryBankComponent | None = None
+
+    def bind(self, algorithm) -> None:
+        self.bank = algorithm.component(MemoryBankComponent)
+        if self.bank is None:
+            raise ValueError("semi.prototypes needs semi.memory_bank")
+        self._raw_source = self.cfg.pseudo_label_source == "raw"
+
+    def on_epoch_start(self, epoch: int) -> None:
+        total = self.pl_counts.sum()
+        self.class_weight.copy_(torch.where(total > 0, self.pl_counts / total.clamp_min(1), self.class_weight))
+
+    def active(self, info: StepInfo) -> bool:
+        return info.epoch > self.cfg.warmup_epochs
+
+    def refine(self, pl: PseudoLabels, views: Views, info: StepInfo, logs: dict[str, Tensor]) -> None:
+        if not self.active(info):
+            return
+        centres, available = self.bank.bank.prototypes()
+        view = views.strong[0] if self.cfg.query_view == "strong" else views.weak
+        q = prototype_probs(view.embedding.detach(), centres, available, self.cfg.t_tar)
+        q = torch.where(available.any(), q, torch.zeros_like(q))  # an empty bank contributes nothing
+        a = self.cfg.alpha * info.progress * self.class_weight * available.any()
+        base = pl.raw_probs if self._raw_source else pl.probs
+        logs["proto_agreement"] = (q.argmax(1) == base.argmax(1)).float().mean()
+        pl.replace_probs(blend(base, q, a))
+
+    @torch.no_grad()
+    def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
+                logs: dict[str, Tensor]) -> None:
+        self.pl_counts.index_add_(0, pl.target, pl.mask.float())
+
+    def diagnostics(self) -> dict[str, object]:
+        return {"proto_class_weight": [float(v) for v in self.class_weight]}

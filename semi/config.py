@@ -1,0 +1,389 @@
+"""One typed configuration tree: YAML files plus dotted `key=value` overrides, validated with clear errors.
+
+A run is `semi train --config FILE key=value ...`; the command line wins over the file, the file over the
+defaults below. A YAML file may name a parent with `extends: other.yaml` (relative to itself). Every problem
+(unknown key, wrong type, value outside its allowed set or range) is collected and reported at once with its
+dotted key path, and the resolved tree is written next to the results so each run can be reproduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from semi.errors import ConfigError
+
+DATA_ROOT_ENV = "SEMI_DATA_ROOT"
+
+Distribution = Literal["consistent", "uniform", "reversed"]
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    """Source: digits, mnist, fashion_mnist, cifar10, cifar100, svhn, stl10, imagenet127, image_folder, numpy."""
+    root: str | None = None
+    """Where the data set lives; default: $SEMI_DATA_ROOT, else ../shared/data next to the repo, else ./data."""
+    path: str | None = None
+    """A file or folder for the user-data sources (numpy: an .npz; image_folder: the folder)."""
+    num_labeled_max: int = 30
+    """N_1: labeled images of the largest class."""
+    num_unlabeled_max: int = 90
+    """M_1: unlabeled images of the largest unlabeled class."""
+    imbalance_labeled: float = 10.0
+    """gamma_l >= 1."""
+    imbalance_unlabeled: float | None = None
+    """gamma_u >= 1; default: gamma_l for consistent/reversed, 1 for uniform."""
+    unlabeled_distribution: Distribution = "consistent"
+    split_order: Literal["first", "shuffle"] = "first"
+    """first: the first N_k images of a class in data order are labeled (the literature); shuffle: seeded."""
+    split_seed: int = 0
+    val_per_class: int = 0
+    """>0 holds out this many training images per class as a balanced validation set for model selection."""
+    labeled_fraction: float = 0.1
+    """For sources with a natural unlabeled split (imagenet127): the labeled share of each class."""
+    image_size: int | None = None
+    """Resize images to this size at load time (STL-10 defaults to 32); None keeps the source's size."""
+    num_workers: int = 0
+    """Data loader worker processes; 0 builds batches in the training process."""
+    prefetch: int = 2
+
+
+@dataclass
+class ModelConfig:
+    name: Literal["small_cnn", "wrn28_2", "wrn28_8", "resnet50"] = "small_cnn"
+    width: int = 32
+    """Base channel width of small_cnn."""
+    dropout: float = 0.0
+    bn_momentum: float = 0.001
+    """BatchNorm momentum of the WRNs (FixMatch's choice); other models use PyTorch's default."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.03
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: Literal["cosine", "constant"] = "cosine"
+    """cosine: lr * cos(7*pi*t / (16*T)) as in FixMatch."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    steps_per_epoch: int = 50
+    batch_size: int = 64
+    """Labeled images per step (per process under DDP: the global batch is batch_size * world size)."""
+    mu: int = 1
+    """Unlabeled images per step = mu * batch_size (each with one weak and two strong views)."""
+    eval_every: int = 250
+    """Steps between evaluations (and checkpoints); the last step always evaluates."""
+    ema_decay: float = 0.999
+    ema_warmup: bool = True
+    """Use min(decay, (1+t)/(10+t)) so short runs do not keep the random initial weights."""
+    seed: int = 0
+    deterministic: bool = True
+    device: str = "auto"
+    """auto (cuda when available), cpu, cuda, cuda:N."""
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    """Mixed precision on CUDA (ignored on CPU)."""
+    channels_last: bool = False
+    compile: bool = False
+    out_dir: str = "runs/default"
+    keep_checkpoints: int = 2
+    """How many step checkpoints to keep besides latest.pt and best.pt."""
+    progress: bool = True
+    tensorboard: bool = True
+    log_every: int = 10
+    threads: int = 0
+    """torch intra-op threads; 0 keeps PyTorch's default."""
+    nonfinite: Literal["stop", "skip"] = "stop"
+    """What to do on a non-finite loss: stop the run, or skip the step and count it."""
+
+
+@dataclass
+class AlgorithmConfig:
+    name: str = "fixmatch"
+    """supervised, oracle, fixmatch, acr, fixmatch+semi, acr+semi, semi (= acr+semi)."""
+    threshold: float = 0.95
+    """Confidence threshold tau of the base (SeMi overrides it with semi.threshold)."""
+    lambda_u: float = 1.0
+    temperature: float = 1.0
+    balanced_loss: bool = False
+    """Also train the balanced head with the logit-adjusted labeled loss (always on for acr)."""
+    tau2: float = 2.0
+    """Logit adjustment of the balanced head's labeled loss."""
+    tau12: float = 2.0
+    """Debiasing of the balanced head's pseudo-labels."""
+    tau_min: float = 0.0
+    tau_max: float = 2.0
+    est_epoch: int = 5
+    """ACR: epoch from which the unlabeled distribution is estimated (E_est)."""
+    est_momentum: float = 0.9
+
+
+@dataclass
+class SemiConfig:
+    """SeMi components; attached when the algorithm name has '+semi' (or is 'semi')."""
+
+    memory_bank: bool = True
+    prototypes: bool = True
+    oheml: bool = True
+    feature_consistency: bool = True
+    threshold: float = 0.7
+    bank_size: int = 128
+    decay_every: int = 100
+    decay: float = 0.99
+    alpha: float = 0.4
+    t_tar: float = 0.1
+    oheml_strength: float = 0.75
+    t_p: float = 0.1
+    center_momentum: float = 0.9
+    lambda_c: float = 0.15
+    warmup_epochs: int = 5
+    """Prototypes, OHEML and L_cons start when the epoch index exceeds this (E_est)."""
+    query_view: Literal["strong", "weak"] = "strong"
+    pseudo_label_source: Literal["base", "raw"] = "base"
+    """base: blend the base's debiased distribution (ACR p1); raw: the unadjusted softmax (authors' script)."""
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    semi: SemiConfig = field(default_factory=SemiConfig)
+
+    @property
+    def total_steps(self) -> int:
+        return self.train.epochs * self.train.steps_per_epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if _is_optional(tp):
+        inner = [a for a in get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in inner) + " or null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _is_optional(tp: Any) -> bool:
+    return get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp)
+
+
+def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
+    """Check `value` against the annotation `tp`; return it (ints accepted for floats) or record a problem."""
+    if _is_optional(tp):
+        if value is None:
+            return None
+        inner = [a for a in get_args(tp) if a is not type(None)]
+        return _coerce(value, inner[0], key, problems)
+    if get_origin(tp) is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            problems.append(f"{key}: {value!r} is not allowed; allowed values: {', '.join(map(str, allowed))}")
+        return value
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(tp)
+    if ok is None:
+        raise TypeError(f"unsupported config annotation {tp} for {key}")
+    if not ok:
+        problems.append(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    return float(value) if tp is float else value
+
+
+def _merge_into(obj: Any, values: dict[str, Any], prefix: str, problems: list[str]) -> None:
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            problems.append(f"{path}: unknown key; known keys here: {', '.join(sorted(fields))}")
+            continue
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                problems.append(f"{path}: expected a mapping of {', '.join(f.name for f in dataclasses.fields(current))}")
+                continue
+            _merge_into(current, value, f"{path}.", problems)
+        else:
+            setattr(obj, key, _coerce(value, hints[key], path, problems))
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError([f"{path}: 'extends' forms a cycle"])
+    if not path.is_file():
+        raise ConfigError([f"config file not found: {path}"])
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    base = _read_yaml(path.parent / parent, (*seen, path))
+    return deep_merge(base, data)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(items: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Turn ['train.seed=3', 'algorithm.name=semi'] into a nested dict; values are parsed as YAML scalars."""
+    nested: dict[str, Any] = {}
+    problems: list[str] = []
+    for item in items:
+        if "=" not in item:
+            problems.append(f"override {item!r}: expected key=value (for example train.seed=1)")
+            continue
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                problems.append(f"override {item!r}: {part} is not a section")
+                break
+        else:
+            node[parts[-1]] = value
+    return nested, problems
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults <- YAML file (with its `extends` chain) <- command-line overrides; then validate."""
+    cfg = Config()
+    problems: list[str] = []
+    if path is not None:
+        _merge_into(cfg, _read_yaml(Path(path)), "", problems)
+    over, parse_problems = parse_overrides(overrides or [])
+    problems += parse_problems
+    _merge_into(cfg, over, "", problems)
+    if not problems:
+        problems += validate(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    cfg = Config()
+    problems: list[str] = []
+    _merge_into(cfg, values, "", problems)
+    problems += validate(cfg) if not problems else []
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def validate(cfg: Config) -> list[str]:
+    """Range and consistency checks that types cannot express; returns every problem found."""
+    from semi.algorithms.registry import parse_algorithm_name  # late import: algorithms import config
+
+    p: list[str] = []
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            p.append(msg)
+
+    d, t, o, a, s = cfg.data, cfg.train, cfg.optim, cfg.algorithm, cfg.semi
+    need(d.num_labeled_max >= 1, f"data.num_labeled_max: must be >= 1, got {d.num_labeled_max}")
+    need(d.num_unlabeled_max >= 0, f"data.num_unlabeled_max: must be >= 0, got {d.num_unlabeled_max}")
+    need(d.imbalance_labeled >= 1, f"data.imbalance_labeled: gamma_l must be >= 1, got {d.imbalance_labeled}")
+    if d.imbalance_unlabeled is not None:
+        need(d.imbalance_unlabeled >= 1, f"data.imbalance_unlabeled: gamma_u must be >= 1, got {d.imbalance_unlabeled}")
+    need(d.val_per_class >= 0, f"data.val_per_class: must be >= 0, got {d.val_per_class}")
+    need(0 < d.labeled_fraction <= 1, f"data.labeled_fraction: must be in (0, 1], got {d.labeled_fraction}")
+    need(d.image_size is None or d.image_size >= 8, f"data.image_size: must be >= 8, got {d.image_size}")
+    need(d.num_workers >= 0, f"data.num_workers: must be >= 0, got {d.num_workers}")
+    need(d.prefetch >= 1, f"data.prefetch: must be >= 1, got {d.prefetch}")
+    need(t.epochs >= 1, f"train.epochs: must be >= 1, got {t.epochs}")
+    need(t.steps_per_epoch >= 1, f"train.steps_per_epoch: must be >= 1, got {t.steps_per_epoch}")
+    need(t.batch_size >= 1, f"train.batch_size: must be >= 1, got {t.batch_size}")
+    need(t.mu >= 1, f"train.mu: must be >= 1, got {t.mu}")
+    need(t.eval_every >= 1, f"train.eval_every: must be >= 1, got {t.eval_every}")
+    need(0 <= t.ema_decay < 1, f"train.ema_decay: must be in [0, 1), got {t.ema_decay}")
+    need(t.keep_checkpoints >= 1, f"train.keep_checkpoints: must be >= 1, got {t.keep_checkpoints}")
+    need(t.log_every >= 1, f"train.log_every: must be >= 1, got {t.log_every}")
+    need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+         f"train.device: {t.device!r} is not allowed; allowed values: auto, cpu, cuda, cuda:N")
+    need(o.lr > 0, f"optim.lr: must be > 0, got {o.lr}")
+    need(0 <= o.momentum < 1, f"optim.momentum: must be in [0, 1), got {o.momentum}")
+    need(o.weight_decay >= 0, f"optim.weight_decay: must be >= 0, got {o.weight_decay}")
+    need(0 < a.threshold <= 1, f"algorithm.threshold: must be in (0, 1], got {a.threshold}")
+    need(a.temperature > 0, f"algorithm.temperature: must be > 0, got {a.temperature}")
+    need(a.tau_max >= a.tau_min, f"algorithm.tau_max: must be >= algorithm.tau_min ({a.tau_min}), got {a.tau_max}")
+    need(0 <= a.est_momentum < 1, f"algorithm.est_momentum: must be in [0, 1), got {a.est_momentum}")
+    need(a.est_epoch >= 0, f"algorithm.est_epoch: must be >= 0, got {a.est_epoch}")
+    try:
+        parse_algorithm_name(a.name)
+    except ValueError as exc:
+        p.append(f"algorithm.name: {exc}")
+    need(0 < s.threshold <= 1, f"semi.threshold: must be in (0, 1], got {s.threshold}")
+    need(s.bank_size >= 1, f"semi.bank_size: must be >= 1, got {s.bank_size}")
+    need(s.decay_every >= 1, f"semi.decay_every: must be >= 1, got {s.decay_every}")
+    need(0 < s.decay <= 1, f"semi.decay: must be in (0, 1], got {s.decay}")
+    need(0 <= s.alpha <= 1, f"semi.alpha: must be in [0, 1], got {s.alpha}")
+    need(s.t_tar > 0, f"semi.t_tar: must be > 0, got {s.t_tar}")
+    need(0 <= s.oheml_strength <= 1, f"semi.oheml_strength: must be in [0, 1], got {s.oheml_strength}")
+    need(s.t_p > 0, f"semi.t_p: must be > 0, got {s.t_p}")
+    need(0 <= s.center_momentum < 1, f"semi.center_momentum: must be in [0, 1), got {s.center_momentum}")
+    need(s.lambda_c >= 0, f"semi.lambda_c: must be >= 0, got {s.lambda_c}")
+    need(s.warmup_epochs >= 0, f"semi.warmup_epochs: must be >= 0, got {s.warmup_epochs}")
+    need(not (s.prototypes and not s.memory_bank),
+         "semi.prototypes: needs semi.memory_bank=true (prototypes are the bank's class means); "
+         "set semi.prototypes=false too to ablate the bank")
+    return p
+
+
+def default_data_root() -> Path:
+    """$SEMI_DATA_ROOT, else ../shared/data beside the repository (this project's layout), else ./data."""
+    env = os.environ.get(DATA_ROOT_ENV)
+    if env:
+        return Path(env).expanduser()
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if shared.is_dir():
+        return shared
+    return Path("data")
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    from semi.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

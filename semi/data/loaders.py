@@ -1,0 +1,108 @@
+"""Batches as a pure function of (seed, rank, step): exact resume and distinct per-rank streams for free.
+
+`StepBatches[t]` is the whole training batch of step t: B labeled images (weak view) and mu*B unlabeled
+images with one weak and two strong views, as uint8 tensors (normalised on the device by the trainer). The
+sampling is epoch-based without replacement: global position p = (t * world + rank) * B in an endless sequence
+of seeded permutations, so every image is seen once per pass and any step can be rebuilt from scratch. The
+augmentation of step t draws from a generator seeded from (seed, rank, t), so the stream does not depend on the
+number of data loader workers or on where a run was resumed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from semi.data.augment import Augmenter
+from semi.data.prepare import PreparedData
+
+_LABELED, _UNLABELED, _AUGMENT = 1, 2, 3
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed mixed from integers (splitmix64 steps), stable across processes and Python versions."""
+    x = 0x9E3779B97F4A7C15
+    for p in parts:
+        x = (x ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        x = (x ^ (x >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+    return x >> 1
+
+
+class EpochSampler:
+    """Positions in an endless sequence of seeded permutations of n items (caches the current one)."""
+
+    def __init__(self, n: int, seed: int, stream: int):
+        self.n, self.seed, self.stream = n, seed, stream
+        self._cache: tuple[int, Tensor] | None = None
+
+    def permutation(self, epoch: int) -> Tensor:
+        if self._cache is None or self._cache[0] != epoch:
+            g = torch.Generator().manual_seed(_seed(self.seed, self.stream, epoch))
+            self._cache = (epoch, torch.randperm(self.n, generator=g))
+        return self._cache[1]
+
+    def take(self, start: int, count: int) -> Tensor:
+        out, pos = [], start
+        while count > 0:
+            epoch, offset = divmod(pos, self.n)
+            chunk = self.permutation(epoch)[offset:offset + count]
+            out.append(chunk)
+            pos += len(chunk)
+            count -= len(chunk)
+        return torch.cat(out)
+
+
+class StepBatches(Dataset):
+    def __init__(self, data: PreparedData, batch_size: int, mu: int, seed: int, total_steps: int,
+                 use_unlabeled: bool = True, true_labels: bool = False, rank: int = 0, world_size: int = 1):
+        self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()  # N, C, H, W uint8
+        labels = torch.from_numpy(data.labels)
+        split = data.split
+        labeled = torch.from_numpy(split.labeled)
+        if true_labels:  # oracle: every pool image with a known label is labeled
+            pool = torch.from_numpy(split.unlabeled)
+            labeled = torch.unique(torch.cat([labeled, pool[labels[pool] >= 0]]))
+        self.labeled_idx, self.labels = labeled, labels
+        self.unlabeled_idx = torch.from_numpy(split.unlabeled)
+        is_labeled = torch.zeros(len(labels), dtype=torch.bool)
+        is_labeled[torch.from_numpy(split.labeled)] = True
+        self.is_labeled = is_labeled
+        self.batch_size, self.mu, self.seed, self.total_steps = batch_size, mu, seed, total_steps
+        self.use_unlabeled = use_unlabeled
+        self.rank, self.world_size = rank, world_size
+        self.augmenter = Augmenter()
+        self.labeled_sampler = EpochSampler(len(self.labeled_idx), seed, _LABELED)
+        self.unlabeled_sampler = EpochSampler(len(self.unlabeled_idx), seed, _UNLABELED)
+
+    def __len__(self) -> int:
+        return self.total_steps
+
+    def __getitem__(self, step: int) -> dict[str, Tensor]:
+        gen = torch.Generator().manual_seed(_seed(self.seed, _AUGMENT, self.rank, step))
+        b = self.batch_size
+        pos = (step * self.world_size + self.rank) * b
+        idx_l = self.labeled_idx[self.labeled_sampler.take(pos, b)]
+        batch = {"x_l": self.augmenter.weak(self.images[idx_l], gen), "y_l": self.labels[idx_l]}
+        if self.use_unlabeled:
+            n = self.mu * b
+            idx_u = self.unlabeled_idx[self.unlabeled_sampler.take((step * self.world_size + self.rank) * n, n)]
+            weak, s1, s2 = self.augmenter.views(self.images[idx_u], gen)
+            batch.update(u_w=weak, u_s1=s1, u_s2=s2, u_y=self.labels[idx_u], u_is_labeled=self.is_labeled[idx_u],
+                         u_idx=idx_u)
+        return batch
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers augment whole batches; one thread each avoids oversubscription
+
+
+def make_loader(batches: StepBatches, start_step: int, num_workers: int, prefetch: int, pin_memory: bool):
+    """Iterate steps start_step .. total-1. Workers prefetch whole batches; results do not depend on their count."""
+    if num_workers == 0:
+        return (batches[t] for t in range(start_step, len(batches)))
+    return iter(DataLoader(batches, batch_size=None, sampler=range(start_step, len(batches)),
+                           num_workers=num_workers, prefetch_factor=prefetch, pin_memory=pin_memory,
+                           worker_init_fn=_worker_init, persistent_workers=False,
+                           multiprocessing_context="fork" if torch.multiprocessing.get_start_method(True) in (
+                               None, "fork") else None))

@@ -1,0 +1,117 @@
+"""Crash-safe files: write to a temporary file, flush and fsync, then atomically rename over the target.
+
+A process killed at any moment leaves either the previous file or the new one, never a half-written one.
+Step checkpoints are `checkpoints/step-NNNNNNN.pt` (the last K kept) and `checkpoints/latest.pt` (a hard
+link to the newest); `--resume auto` takes the newest one that loads, skipping corrupt ones with a warning.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semi.errors import CheckpointError, SemiError
+
+_STEP_FILE = re.compile(r"step-(\d+)\.pt$")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SemiError(f"could not write {path}: {exc.strerror or exc} (the previous file, if any, is intact)") from exc
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001  (any unpickling failure means a corrupt or foreign file)
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a semi checkpoint ({type(exc).__name__}: {exc})")
+    if not isinstance(state, dict) or "step" not in state or "model" not in state:
+        raise CheckpointError(f"{path} is not a semi checkpoint (no step/model entries)")
+    return state
+
+
+def step_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the step checkpoints in a folder, newest first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.search(p.name))]
+    return sorted(found, reverse=True)
+
+
+class CheckpointManager:
+    def __init__(self, run_dir: Path, keep: int):
+        self.folder = Path(run_dir) / "checkpoints"
+        self.keep = keep
+
+    def save(self, step: int, state: dict[str, Any]) -> Path:
+        path = self.folder / f"step-{step:07d}.pt"
+        save_checkpoint(path, state)
+        latest = self.folder / "latest.pt"
+        tmp = self.folder / f".latest.tmp-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(path, tmp)
+        except OSError:  # file systems without hard links: a second full write
+            save_checkpoint(tmp, state)
+        os.replace(tmp, latest)
+        _fsync_dir(self.folder)
+        for _, old in step_checkpoints(self.folder)[self.keep:]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def save_best(self, state: dict[str, Any]) -> Path:
+        path = self.folder / "best.pt"
+        save_checkpoint(path, state)
+        return path
+
+    def newest_valid(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest step checkpoint that loads; corrupt ones are skipped with a warning naming them."""
+        for _, path in step_checkpoints(self.folder):
+            try:
+                return path, load_checkpoint(path)
+            except CheckpointError as exc:
+                warnings.warn(f"skipping unreadable checkpoint {path}: {exc}", stacklevel=2)
+        return None

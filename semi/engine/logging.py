@@ -1,0 +1,84 @@
+"""Where a run's numbers go: a JSON-lines metrics log, TensorBoard scalars, and the console."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def to_json(data: Any) -> str:
+    """JSON with NaN/inf written as null (strict JSON readers reject NaN)."""
+    return json.dumps(_jsonable(data), indent=2)
+
+
+class MetricsLogger:
+    """Appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard (rank 0 only)."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool = True):
+        self.enabled = enabled
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.writer = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+            except ImportError:
+                print("tensorboard is not installed: TensorBoard logging is off", file=sys.stderr)
+
+    def log(self, kind: str, step: int, values: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(_jsonable({"kind": kind, "step": step, **values})) + "\n")
+        if self.writer is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    self.writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def git_commit() -> str | None:
+    """The commit of the semi source tree, with '-dirty' when it has uncommitted changes."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict[str, Any]:
+    import torchvision
+
+    import semi
+
+    return {
+        "semi": semi.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "python": sys.version.split()[0], "git_commit": git_commit(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_threads": torch.get_num_threads(), "hostname": os.uname().nodename,
+    }

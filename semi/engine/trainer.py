@@ -1,0 +1,363 @@
+"""The training loop. Everything it calls is a named function elsewhere; the loop itself is `Trainer.fit`.
+
+One step: batch (uint8, built from the step number) -> normalise on the device -> algorithm.training_step
+(one forward over all views, pseudo-labels, components, losses) -> backward -> optimiser and schedule -> EMA
+-> every `log_every` steps the accumulated scalars are read once (no host sync per step) -> every
+`eval_every` steps the EMA model is evaluated, the history logged, a checkpoint written.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semi.algorithms import build_algorithm
+from semi.algorithms.base import StepInfo
+from semi.config import Config, save_config
+from semi.data.loaders import StepBatches, make_loader
+from semi.data.prepare import PreparedData, prepare_data
+from semi.engine import distributed as dist
+from semi.engine.checkpoint import CheckpointManager, atomic_write_text, load_checkpoint
+from semi.engine.ema import EMA
+from semi.engine.logging import MetricsLogger, environment, to_json
+from semi.engine.optim import build_optimizer, build_scheduler
+from semi.errors import CheckpointError, SemiError
+from semi.evaluation.evaluate import evaluate_heads, normalize
+from semi.evaluation.metrics import summarize_history
+from semi.models import build_model
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SemiError(f"train.device={name} but CUDA is not available; use train.device=cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise SemiError(f"output directory {run_dir} is not writable: {exc.strerror or exc}") from None
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint at the next step boundary and exits cleanly."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"\nreceived {signal.Signals(signum).name}: saving a checkpoint at the end of this step",
+              file=sys.stderr)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, data: PreparedData | None = None):
+        self.cfg = cfg
+        t = cfg.train
+        self.run_dir = Path(t.out_dir)
+        self.rank, self.world_size = dist.rank(), dist.world_size()
+        self.is_main = self.rank == 0
+        if self.is_main:
+            check_writable(self.run_dir)
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = dist.device_for_rank(resolve_device(t.device))
+        seed_everything(t.seed, t.deterministic)
+
+        self.data = data if data is not None else prepare_data(cfg)
+        d = self.data
+        c, in_ch = d.num_classes, d.images.shape[-1]
+        self.labeled_counts = [int(v) for v in np.bincount(d.labels[d.split.labeled], minlength=c)]
+        self.mean = torch.tensor(d.mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(d.std, device=self.device).view(1, -1, 1, 1)
+
+        model = build_model(cfg.model, c, in_ch).to(self.device)
+        if t.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.ema = EMA(model, t.ema_decay, t.ema_warmup)
+        prior = torch.tensor(self.labeled_counts, dtype=torch.float64)
+        self.algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim).to(self.device)
+        self.train_model = dist.wrap_model(model, self.device) if self.world_size > 1 else model
+        if t.compile:
+            self.train_model = torch.compile(self.train_model)
+        self.optimizer = build_optimizer(model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.total_steps)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp) if self.device.type == "cuda" \
+            else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+
+        self.batches = StepBatches(d, t.batch_size, t.mu, t.seed, cfg.total_steps,
+                                   use_unlabeled=self.algorithm.uses_unlabeled,
+                                   true_labels=self.algorithm.trains_on_true_labels,
+                                   rank=self.rank, world_size=self.world_size)
+        self.checkpoints = CheckpointManager(self.run_dir, t.keep_checkpoints)
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_val: float | None = None
+        self.skipped_steps = 0
+        self.train_seconds = 0.0
+
+    # ------------------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "algorithm": self.algorithm.state_dict(),
+            "history": self.history, "best_val": self.best_val, "skipped_steps": self.skipped_steps,
+            "train_seconds": self.train_seconds,
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            "config": self.cfg.to_dict(), "signature": self.signature(),
+        }
+
+    def signature(self) -> dict[str, Any]:
+        """What a checkpoint must share with this run to be resumable into it."""
+        return {"num_classes": self.data.num_classes, "model": self.cfg.model.name,
+                "embed_dim": self.model.embed_dim, "algorithm": self.cfg.algorithm.name,
+                "split_digest": self.data.split.digest(), "in_channels": int(self.data.images.shape[-1])}
+
+    def load_state_dict(self, state: dict[str, Any], source: Path) -> None:
+        theirs, ours = state.get("signature", {}), self.signature()
+        diffs = [f"{k}: checkpoint {theirs.get(k)!r}, this run {v!r}" for k, v in ours.items() if theirs.get(k) != v]
+        if diffs:
+            raise CheckpointError(f"checkpoint {source} comes from a different setup:\n" +
+                                  "\n".join(f"  - {d}" for d in diffs))
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.step = int(state["step"])
+        self.history = list(state["history"])
+        self.best_val = state["best_val"]
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def resume(self, spec: str) -> Path | None:
+        """spec: a checkpoint path, or 'auto' (the newest valid checkpoint of the run directory, if any)."""
+        if spec == "auto":
+            found = self.checkpoints.newest_valid()
+            if found is None:
+                print(f"no checkpoint in {self.checkpoints.folder}: starting a new run", file=sys.stderr)
+                return None
+            path, state = found
+        else:
+            path = Path(spec)
+            state = load_checkpoint(path)
+        self.load_state_dict(state, path)
+        return path
+
+    # ------------------------------------------------------------------------------------------ loop
+    def info(self, step: int) -> StepInfo:
+        spe = self.cfg.train.steps_per_epoch
+        return StepInfo(step=step, epoch=step // spe, total_steps=self.cfg.total_steps, total_epochs=self.cfg.train.epochs)
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {}
+        for k, v in batch.items():
+            v = v.to(self.device, non_blocking=True)
+            if v.dtype == torch.uint8 and v.ndim == 4:
+                v = normalize(v, self.mean, self.std)
+                if self.cfg.train.channels_last:
+                    v = v.contiguous(memory_format=torch.channels_last)
+            out[k] = v
+        return out
+
+    def fit(self) -> dict[str, Any]:
+        cfg, t = self.cfg, self.cfg.train
+        total = cfg.total_steps
+        logger = MetricsLogger(self.run_dir, t.tensorboard, enabled=self.is_main)
+        if self.is_main:
+            save_config(cfg, self.run_dir / "config.yaml")
+        loader = make_loader(self.batches, self.step, cfg.data.num_workers, cfg.data.prefetch,
+                             pin_memory=self.device.type == "cuda")
+        progress = None
+        if t.progress and self.is_main:
+            from tqdm import tqdm
+
+            progress = tqdm(total=total, initial=self.step, desc=cfg.algorithm.name, dynamic_ncols=True,
+                            file=sys.stderr)
+        sums: dict[str, torch.Tensor] = {}
+        window, data_seconds, window_start = 0, 0.0, time.perf_counter()
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        bad_terms: list[str] = []
+        with _StopRequest() as stop:
+            while self.step < total:
+                step = self.step
+                info = self.info(step)
+                if step % t.steps_per_epoch == 0:
+                    self.algorithm.on_epoch_start(info.epoch)
+                    dist.sync_algorithm_state(self.algorithm)
+                t0 = time.perf_counter()
+                batch = self.to_device(next(loader))
+                data_seconds += time.perf_counter() - t0
+                self.train_model.train()
+                autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+                with autocast:
+                    result = self.algorithm.training_step(self.train_model, batch, info)
+                finite = torch.isfinite(result.loss)
+                if t.nonfinite == "skip" and not bool(finite):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.skipped_steps += 1
+                    self.step += 1
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(result.loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.scheduler.step()
+                self.ema.update(self.model)
+                self.step += 1
+                first_bad = torch.where((first_bad < 0) & ~finite, step, first_bad)
+                if not bad_terms and t.nonfinite == "stop" and self.device.type == "cpu" and not bool(finite):
+                    bad_terms = [k for k, v in result.losses.items() if not torch.isfinite(v).all()]
+                for k, v in {"loss": result.loss, **{f"loss_{n}": x for n, x in result.losses.items()},
+                             **result.logs}.items():
+                    v = v.detach().float()
+                    sums[k] = sums[k] + v if k in sums else v
+                window += 1
+                if progress is not None:
+                    progress.update(1)
+                last = self.step == total
+                if self.step % t.log_every == 0 or last or self.step % t.eval_every == 0 or stop.signal:
+                    self._check_finite(first_bad, bad_terms)
+                    elapsed = time.perf_counter() - window_start
+                    self.train_seconds += elapsed
+                    scalars = {k: float(v) / window for k, v in sums.items()}
+                    scalars.update(lr=self.optimizer.param_groups[0]["lr"], step_seconds=elapsed / window,
+                                   data_share=data_seconds / max(elapsed, 1e-9))
+                    logger.log("train", self.step, scalars)
+                    if progress is not None:
+                        progress.set_postfix({k: f"{scalars[k]:.3g}" for k in ("loss", "mask_rate") if k in scalars}
+                                             | ({"acc": f"{self.history[-1]['top1']:.1f}"} if self.history else {}))
+                    sums, window, data_seconds, window_start = {}, 0, 0.0, time.perf_counter()
+                if self.step % t.eval_every == 0 or last:
+                    self.evaluate_and_checkpoint(logger)
+                elif stop.signal:
+                    self.save_checkpoint()
+                if stop.signal:
+                    break
+        if progress is not None:
+            progress.close()
+        logger.close()
+        if stop.signal:
+            raise SemiError(f"stopped by {signal.Signals(stop.signal).name} at step {self.step}; checkpoint saved in "
+                            f"{self.checkpoints.folder} (continue with --resume auto)", exit_code=130)
+        return self.finish()
+
+    def _check_finite(self, first_bad: torch.Tensor, bad_terms: list[str]) -> None:
+        bad = int(first_bad)
+        if bad >= 0:
+            terms = f" in loss term(s) {', '.join(bad_terms)}" if bad_terms else ""
+            raise SemiError(f"non-finite loss at step {bad}{terms}; stopping. The last good checkpoint in "
+                            f"{self.checkpoints.folder} was kept (train.nonfinite=skip skips such steps instead)")
+
+    def save_checkpoint(self) -> None:
+        if self.is_main:
+            self.checkpoints.save(self.step, self.state_dict())
+
+    def evaluate_and_checkpoint(self, logger: MetricsLogger) -> dict[str, Any]:
+        ev = self.evaluate()
+        self.history.append({"step": self.step, **{k: ev[k] for k in ("top1", "balanced_accuracy", "head_accuracy",
+                                                                        "medium_accuracy", "tail_accuracy")},
+                             **({"val_top1": ev["validation"]["top1"]} if "validation" in ev else {})})
+        pl = self.algorithm.pop_pseudo_label_stats() if self.algorithm.uses_unlabeled else None
+        diag = self.algorithm.diagnostics()
+        record = {**self.history[-1], **({} if pl is None else pl), **diag}
+        if "acr_unlabeled_estimate" in diag:
+            true = self.data.unlabeled_true_counts().astype(np.float64)
+            if true.sum() > 0:
+                from semi.algorithms.acr import symmetric_kl
+
+                record["acr_estimate_kl_to_true"] = float(symmetric_kl(
+                    torch.tensor(diag["acr_unlabeled_estimate"]), torch.tensor(true / true.sum())))
+        logger.log("eval", self.step, record)
+        self.last_eval = {**ev, "pseudo_labels": pl, "diagnostics": record}
+        if self.is_main:
+            self.checkpoints.save(self.step, self.state_dict())
+            if "validation" in ev and (self.best_val is None or ev["validation"]["top1"] > self.best_val):
+                self.best_val = ev["validation"]["top1"]
+                self.checkpoints.save_best(self.state_dict())
+        return ev
+
+    def evaluate(self) -> dict[str, Any]:
+        d = self.data
+        head = self.algorithm.eval_head
+        args = (d.num_classes, self.labeled_counts, self.mean, self.std, self.device, self.cfg.train.channels_last)
+        heads = evaluate_heads(self.ema.module, d.test_images, d.test_labels, *args)
+        out: dict[str, Any] = {**heads[head], "head_used": head, "heads": heads}
+        if len(d.split.validation):
+            val = evaluate_heads(self.ema.module, d.images[d.split.validation], d.labels[d.split.validation], *args)
+            out["validation"] = val[head]
+        return out
+
+    def finish(self) -> dict[str, Any]:
+        ev = getattr(self, "last_eval", None) or {**self.evaluate(), "pseudo_labels": None, "diagnostics": {}}
+        results = {
+            "metrics": {k: v for k, v in ev.items() if k not in ("heads", "pseudo_labels", "diagnostics")},
+            "metrics_by_head": ev["heads"],
+            "summary": summarize_history(self.history),
+            "pseudo_labels": ev["pseudo_labels"],
+            "mask_rate": (ev["pseudo_labels"] or {}).get("mask_rate_known"),
+            "diagnostics": ev["diagnostics"],
+            "history": self.history,
+            "steps": self.step, "skipped_steps": self.skipped_steps, "train_seconds": self.train_seconds,
+            "seed": self.cfg.train.seed, "world_size": self.world_size,
+            "labeled_counts": self.labeled_counts,
+            "unlabeled_counts": [int(v) for v in self.data.unlabeled_true_counts()],
+            "class_names": self.data.class_names,
+            "split_digest": self.data.split.digest(), "data_digest": self.data.files_digest,
+            "environment": environment(), "config": self.cfg.to_dict(),
+        }
+        if self.best_val is not None:
+            results["summary"]["best_val_top1"] = self.best_val
+        if self.is_main:
+            atomic_write_text(self.run_dir / "results.json", to_json(results))
+        return results
