@@ -229,7 +229,10 @@ def _merge_into(obj: Any, values: dict[str, Any], prefix: str, problems: list[st
                 continue
             _merge_into(current, value, f"{path}.", problems)
         else:
-            setattr(obj, key, _coerce(value, hints[key], path, problems))
+            before = len(problems)
+            coerced = _coerce(value, hints[key], path, problems)
+            if len(problems) == before:  # a bad value keeps the default, so range checks still run safely
+                setattr(obj, key, coerced)
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -295,8 +298,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     over, parse_problems = parse_overrides(overrides or [])
     problems += parse_problems
     _merge_into(cfg, over, "", problems)
-    if not problems:
-        problems += validate(cfg)
+    problems += validate(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -306,7 +308,7 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     cfg = Config()
     problems: list[str] = []
     _merge_into(cfg, values, "", problems)
-    problems += validate(cfg) if not problems else []
+    problems += validate(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg

@@ -19,7 +19,8 @@ class NaiveBank:
         for i in range(len(labels)):
             if not valid[i]:
                 continue
-            row, entry = self.rows[int(labels[i])], [float(conf[i]), self.stamp + i, emb[i].clone(), True]
+            row, entry = self.rows[int(labels[i])], [float(conf[i]), self.stamp, emb[i].clone(), True]
+            self.stamp += 1
             if len(row) < self.size:
                 row.append(entry)
             else:
@@ -27,7 +28,6 @@ class NaiveBank:
                 if entry[0] > lowest:
                     victim = max((e for e in row if e[0] == lowest), key=lambda e: e[1])
                     row[row.index(victim)] = entry
-        self.stamp += int(valid.sum())
 
     def decay(self, beta):
         for row in self.rows:

@@ -1,0 +1,102 @@
+"""SeMi's and ACR's maths on hand-made inputs."""
+
+import math
+
+import pytest
+import torch
+
+from semi.algorithms.acr import anchor_distributions, symmetric_kl, tau1_from_kl
+from semi.algorithms.base import PseudoLabels
+from semi.algorithms.components.feature_consistency import consistency_loss
+from semi.algorithms.components.oheml import entropy_weights
+from semi.algorithms.components.prototypes import blend, prototype_probs
+from semi.data.protocol import longtail_counts
+
+
+def test_oheml_weights_by_hand():
+    s = 0.75
+    uniform = torch.full((1, 4), 0.25)
+    one_hot = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    assert entropy_weights(uniform, s).item() == pytest.approx(1.0)
+    assert entropy_weights(one_hot, s).item() == pytest.approx(1 - s)
+    p = torch.tensor([[0.5, 0.25, 0.25]])
+    h = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)) / math.log(3)  # = 1.5 ln2 / ln3
+    assert entropy_weights(p, s).item() == pytest.approx(s * h + 1 - s)
+    assert entropy_weights(p, s).item() == pytest.approx(0.9598, abs=1e-4)
+
+
+def test_prototype_probs_ignore_empty_rows():
+    centres = torch.tensor([[0.0, 0.0], [1.0, 0.0], [9.0, 9.0]])
+    available = torch.tensor([True, True, False])
+    q = prototype_probs(torch.tensor([[0.0, 0.0]]), centres, available, t_tar=0.1)
+    assert q[0, 2].item() == 0.0
+    # distances 0 and 1 -> softmax(0, -10)
+    assert q[0, 0].item() == pytest.approx(1 / (1 + math.exp(-10)))
+    assert q.sum().item() == pytest.approx(1.0)
+
+
+def test_blend_sums_to_one_and_alpha_zero_is_identity():
+    p = torch.softmax(torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), 1)
+    q = torch.tensor([[0.5, 0.5, 0.0, 0.0]]).expand(5, 4)
+    a = torch.tensor([0.3, 0.1, 0.2, 0.0])
+    out = blend(p, q, a)
+    assert torch.allclose(out.sum(1), torch.ones(5))
+    assert torch.equal(blend(p, q, torch.zeros(4)), p / p.sum(1, keepdim=True))
+    # by hand for one row: (1 - a) p + a q, renormalised
+    raw = (1 - a) * p[0] + a * q[0]
+    assert torch.allclose(out[0], raw / raw.sum())
+
+
+def test_or_mask_uses_refined_and_raw_confidence():
+    raw = torch.tensor([[0.96, 0.04], [0.6, 0.4], [0.5, 0.5]])
+    refined = torch.tensor([[0.6, 0.4], [0.97, 0.03], [0.5, 0.5]])
+    pl = PseudoLabels(raw, raw, 0.95)
+    pl.replace_probs(refined)
+    assert pl.mask.tolist() == [True, True, False]
+    assert pl.target.tolist() == [0, 0, 0]
+
+
+def test_acr_tau1_limits():
+    counts = torch.tensor(longtail_counts(1500, 100, 10), dtype=torch.float64)
+    prior = (counts / counts.sum()).float()
+    anchors = anchor_distributions(prior)
+    kl_consistent = symmetric_kl(prior[None], anchors)
+    kl_reversed = symmetric_kl(prior.flip(0)[None], anchors)
+    assert kl_consistent[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert tau1_from_kl(kl_consistent, 0.0, 2.0).item() < 0.01
+    assert tau1_from_kl(kl_reversed, 0.0, 2.0).item() > 1.95
+    # by hand: KL values (0, a, b) -> tau1 = 2 * 1 / (1 + e^a + e^b)
+    a, b = kl_consistent[1].item(), kl_consistent[2].item()
+    assert tau1_from_kl(kl_consistent, 0.0, 2.0).item() == pytest.approx(2 / (1 + math.exp(a) + math.exp(b)), rel=1e-5)
+
+
+def test_symmetric_kl_by_hand():
+    p, q = torch.tensor([0.5, 0.5]), torch.tensor([0.25, 0.75])
+    expected = (0.5 * math.log(2) + 0.5 * math.log(0.5 / 0.75)) + (0.25 * math.log(0.5) + 0.75 * math.log(1.5))
+    assert symmetric_kl(p, q).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_logit_adjustment_by_hand():
+    prior = torch.tensor([0.75, 0.25])
+    logits = torch.tensor([[0.0, 0.0]])
+    # debiased p1 = softmax(z - tau log pi) with tau = 2 -> ratio of class 1 to 0 = (0.75 / 0.25)^2 = 9
+    p = torch.softmax(logits - 2 * prior.log(), 1)
+    assert (p[0, 1] / p[0, 0]).item() == pytest.approx(9.0)
+
+
+def test_consistency_loss_only_on_rejected_and_no_teacher_gradient():
+    g = torch.Generator().manual_seed(0)
+    zw = torch.randn(4, 8, generator=g, requires_grad=True)
+    zs = (torch.randn(4, 8, generator=g, requires_grad=True), torch.randn(4, 8, generator=g, requires_grad=True))
+    rejected = torch.tensor([True, False, True, False])
+    loss, teacher = consistency_loss(zw, zs, torch.zeros(8), rejected, t_p=0.1)
+    loss.backward()
+    assert zw.grad is None  # teacher is detached
+    assert torch.all(zs[0].grad[~rejected] == 0) and torch.any(zs[0].grad[rejected] != 0)
+    assert torch.allclose(teacher.sum(1), torch.ones(4))
+    # the mean is over all 2 * 4 strong views
+    per = [-(teacher * torch.log_softmax(z / 0.1, 1)).sum(1) for z in zs]
+    manual = (per[0][rejected].sum() + per[1][rejected].sum()) / 8
+    assert loss.item() == pytest.approx(manual.item(), rel=1e-6)
+    none_rejected, _ = consistency_loss(zw, zs, torch.zeros(8), torch.zeros(4, dtype=torch.bool), 0.1)
+    assert none_rejected.item() == 0.0
