@@ -105,7 +105,7 @@ def test_running_sums_match_a_recompute_after_many_inserts():
                     torch.rand(32, generator=g))
     running = bank.class_sum.clone()
     bank.recompute_sums()
-    assert torch.allclose(running, bank.class_sum, atol=1e-9)
+    assert torch.allclose(running, bank.class_sum, atol=1e-4)
 
 
 def test_empty_inputs_do_nothing():

@@ -17,13 +17,20 @@ import torch
 from torch import Tensor, nn
 
 _AGE_BITS = 32
+_STAMP_MAX = (1 << 31) - 1
+_DENSE_LIMIT = 1 << 14
+_NEVER = torch.iinfo(torch.int64).min
 
 
 def _rank_keys(conf: Tensor, stamp: Tensor) -> Tensor:
     """int64 keys ordering by confidence (higher first), then by stamp (older first). Confidences are >= 0 or
     -inf (empty); for those the IEEE bit pattern read as a signed int is monotonic."""
     bits = conf.float().view(torch.int32).to(torch.int64)
-    return (bits << _AGE_BITS) + ((1 << 31) - 1 - stamp)
+    return (bits << _AGE_BITS) + (_STAMP_MAX - stamp)
+
+
+def _stamp_of(keys: Tensor) -> Tensor:
+    return _STAMP_MAX - (keys & ((1 << _AGE_BITS) - 1))
 
 
 class ClassBalancedMemoryBank(nn.Module):
@@ -34,11 +41,17 @@ class ClassBalancedMemoryBank(nn.Module):
         self.register_buffer("confidence", torch.full((num_classes, size), float("-inf")))
         self.register_buffer("fresh", torch.zeros(num_classes, size, dtype=torch.bool))
         """Inserted since the last decay."""
-        self.register_buffer("stamp", torch.full((num_classes, size), -1, dtype=torch.int64))
-        """Insertion order (-1 = empty): the tie-break of the merge."""
+        self.register_buffer("keys", _rank_keys(self.confidence, torch.full((num_classes, size), -1)))
+        """Merge keys of the slots (confidence, then insertion order; empty slots count as inserted at -1)."""
         self.register_buffer("offered", torch.zeros((), dtype=torch.int64))
-        self.register_buffer("class_sum", torch.zeros(num_classes, dim, dtype=torch.float64))
-        """Running sum of each row's filled embeddings (prototypes without summing K x D per step)."""
+        self.register_buffer("class_sum", torch.zeros(num_classes, dim))
+        """Running sum of each row's filled embeddings (prototypes without summing K x D per step); empty slots
+        hold zeros, so replacing a slot adds (new - old) whether it was filled or not."""
+
+    @property
+    def stamp(self) -> Tensor:
+        """Insertion order of each slot (-1 = empty)."""
+        return _stamp_of(self.keys)
 
     @property
     def filled(self) -> Tensor:
@@ -49,53 +62,55 @@ class ClassBalancedMemoryBank(nn.Module):
 
     @torch.no_grad()
     def insert(self, embeddings: Tensor, labels: Tensor, confidence: Tensor, valid: Tensor | None = None) -> None:
-        """Offer a batch of candidates (in order); equal to offering them one at a time."""
-        if valid is not None:
-            keep = valid.nonzero().squeeze(1)
-            embeddings, labels, confidence = embeddings[keep], labels[keep], confidence[keep]
+        """Offer a batch of candidates (in order); equal to offering them one at a time. Invalid candidates get
+        confidence -inf, which never enters (an empty slot is older and wins the tie)."""
         n = labels.numel()
         if n == 0:
             return
-        k = self.size
-        stamps = self.offered + torch.arange(n, device=labels.device)
+        c, k, dev = self.num_classes, self.size, labels.device
+        conf = confidence.float() if valid is None else confidence.float().masked_fill(~valid, float("-inf"))
+        cand_keys = _rank_keys(conf, self.offered + torch.arange(n, device=dev))
         self.offered += n
-        rows, cand_row = torch.unique(labels, return_inverse=True)  # only the classes that receive candidates
-        r = rows.numel()
-        cand_conf = torch.full((r, n), float("-inf"), device=labels.device)
-        cand_conf[cand_row, torch.arange(n, device=labels.device)] = confidence.float()
-        keys = torch.cat([_rank_keys(self.confidence[rows], self.stamp[rows]),
-                          _rank_keys(cand_conf, stamps.expand(r, n))], dim=1)
-        top = keys.topk(k, dim=1, sorted=False).indices
-        kept = torch.zeros(r, k + n, dtype=torch.bool, device=labels.device).scatter_(1, top, True)
+        if c * (k + n) <= _DENSE_LIMIT:  # few classes: rank every row, no unique() needed
+            rows, r, row_keys, cand_row = None, c, self.keys, labels
+        else:  # many classes: only the rows that receive candidates
+            rows, cand_row = torch.unique(labels, return_inverse=True)
+            r, row_keys = rows.numel(), self.keys.index_select(0, rows)
+        cand = torch.full((r, n), _NEVER, dtype=torch.int64, device=dev)
+        cand.scatter_(0, cand_row[None], cand_keys[None])
+        kept = torch.zeros(r, k + n, dtype=torch.bool, device=dev)
+        kept.scatter_(1, torch.cat([row_keys, cand], 1).topk(k, dim=1, sorted=False).indices, True)
         # Per row, #evicted slots == #entering candidates; nonzero() lists both row-major, so they pair up.
-        ev_row, ev_slot = (~kept[:, :k]).nonzero(as_tuple=True)
-        _, cand = kept[:, k:].nonzero(as_tuple=True)
-        cls = rows[ev_row]
-        old = torch.where(self.filled[cls, ev_slot, None], self.embeddings[cls, ev_slot], 0.0)
-        new = embeddings[cand].to(self.embeddings.dtype)
-        self.class_sum.index_add_(0, cls, new.double() - old.double())
-        self.embeddings[cls, ev_slot] = new
-        self.confidence[cls, ev_slot] = confidence[cand].float()
-        self.stamp[cls, ev_slot] = stamps[cand]
-        self.fresh[cls, ev_slot] = True
+        evicted = (~kept[:, :k]).nonzero()
+        entering = kept[:, k:].nonzero()[:, 1]
+        cls = evicted[:, 0] if rows is None else rows.index_select(0, evicted[:, 0])
+        slot = cls * k + evicted[:, 1]  # flat index into the [C * K] views
+        flat_emb = self.embeddings.view(c * k, -1)
+        new = embeddings.index_select(0, entering).to(flat_emb.dtype)
+        self.class_sum.index_add_(0, cls, new - flat_emb.index_select(0, slot))
+        flat_emb.index_copy_(0, slot, new)
+        self.keys.view(-1).index_copy_(0, slot, cand_keys.index_select(0, entering))
+        self.confidence.view(-1).index_copy_(0, slot, conf.index_select(0, entering))
+        self.fresh.view(-1).index_fill_(0, slot, True)
 
     @torch.no_grad()
     def decay(self, beta: float) -> None:
         """Multiply the confidence of every filled entry not inserted since the last decay by beta."""
         stale = self.filled & ~self.fresh
         self.confidence.copy_(torch.where(stale, self.confidence * beta, self.confidence))
+        self.keys.copy_(_rank_keys(self.confidence, self.stamp))
         self.fresh.zero_()
-        self.recompute_sums()
+        self.recompute_sums()  # every D steps: resets the float32 drift of the running sums
 
     @torch.no_grad()
     def recompute_sums(self) -> None:
-        """Exact sums from the slots (bounds the drift of the incremental updates)."""
-        self.class_sum.copy_((self.embeddings * self.filled[..., None]).sum(dim=1).double())
+        """Exact sums from the slots (empty slots hold zeros)."""
+        self.class_sum.copy_(self.embeddings.sum(dim=1))
 
     def prototypes(self) -> tuple[Tensor, Tensor]:
         """(class means of FILLED slots [C, D], which classes have any [C] bool)."""
         counts = self.fill_counts()
-        centres = (self.class_sum / counts.clamp_min(1)[:, None]).to(self.embeddings.dtype)
+        centres = self.class_sum / counts.clamp_min(1)[:, None]
         return centres, counts > 0
 
     def mean_confidence(self) -> Tensor:
