@@ -52,17 +52,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(resolve_config_path(args.config), args.overrides)
     distributed.init_from_env(cfg.train.device)
-    trainer = Trainer(cfg)
-    if args.resume:
-        path = trainer.resume(args.resume)
-        if path is not None and trainer.is_main:
-            print(f"resumed from {path} at step {trainer.step}", file=sys.stderr)
-    if trainer.is_main:
-        print(trainer.data.describe().splitlines()[-1], file=sys.stderr)
-    results = trainer.fit()
-    if trainer.is_main:
-        print(format_results(results))
-        print(f"results: {Path(cfg.train.out_dir) / 'results.json'}")
+    try:
+        trainer = Trainer(cfg)
+        if args.resume:
+            path = trainer.resume(args.resume)
+            if path is not None and trainer.is_main:
+                print(f"resumed from {path} at step {trainer.step}", file=sys.stderr)
+        if trainer.is_main:
+            print(trainer.data.describe().splitlines()[-1], file=sys.stderr)
+        results = trainer.fit()
+        if trainer.is_main:
+            print(format_results(results))
+            print(f"results: {Path(cfg.train.out_dir) / 'results.json'}")
+    finally:
+        distributed.shutdown()
     return 0
 
 

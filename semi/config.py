@@ -97,6 +97,8 @@ class TrainConfig:
     """Mixed precision on CUDA (ignored on CPU)."""
     channels_last: bool = False
     compile: bool = False
+    sync_bn: bool = False
+    """Under DDP, convert BatchNorm to SyncBatchNorm (batch statistics over the global batch; CUDA only)."""
     out_dir: str = "runs/default"
     keep_checkpoints: int = 2
     """How many step checkpoints to keep besides latest.pt and best.pt."""

@@ -9,6 +9,7 @@ from torch import Tensor
 from semi.algorithms.base import PseudoLabels, SemiSupervisedAlgorithm, StepInfo, Views, masked_ce
 from semi.algorithms.registry import register_algorithm
 from semi.config import Config
+from semi.engine.distributed import all_reduce_sum
 from semi.models.heads import ModelOutput
 
 
@@ -94,7 +95,7 @@ class ACR(SemiSupervisedAlgorithm):
             return
         target, mask = self._balanced
         keep = (mask & ~batch["u_is_labeled"]).float()  # images that are also labeled stay out of the estimate
-        hist = torch.zeros(self.num_classes, device=target.device).index_add_(0, target, keep)
+        hist = all_reduce_sum(torch.zeros(self.num_classes, device=target.device).index_add_(0, target, keep))
         total = hist.sum()
         m = self.cfg.algorithm.est_momentum
         updated = m * self.u_estimate + (1 - m) * hist / total.clamp_min(1)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semi.config import Config
+from semi.engine.distributed import all_reduce_sum
 from semi.models.heads import ModelOutput
 
 
@@ -166,6 +167,8 @@ class Algorithm(nn.Module):
 
     def pop_pseudo_label_stats(self) -> dict[str, list[float] | float] | None:
         """Precision / recall per class since the last call, then reset the counters."""
+        for buf in (self.pl_selected, self.pl_correct, self.pl_true, self.pl_seen, self.pl_masked):
+            all_reduce_sum(buf)  # every rank's unlabeled images count
         if self.pl_seen.item() == 0:
             return None
         sel, cor, tru = self.pl_selected.cpu(), self.pl_correct.cpu(), self.pl_true.cpu()

@@ -38,15 +38,43 @@ def device_for_rank(device: torch.device) -> torch.device:
     return device
 
 
-def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
+def wrap_model(model: nn.Module, device: torch.device, unused_parameters: bool = False) -> nn.Module:
+    """DDP; `unused_parameters` for algorithms that leave a head out of the loss (FixMatch's balanced head)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=unused_parameters)
 
 
-def sync_algorithm_state(algorithm: nn.Module) -> None:
-    """Make every rank hold rank 0's algorithm buffers (bank, estimates, counters)."""
+def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate a same-shaped tensor from every rank, in rank order (identity in a single process)."""
     if not is_distributed():
-        return
-    for buf in algorithm.buffers():
-        tdist.broadcast(buf, src=0)
+        return t
+    parts = [torch.empty_like(t) for _ in range(world_size())]
+    tdist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over ranks, in place, returned for chaining (identity in a single process)."""
+    if is_distributed():
+        tdist.all_reduce(t)
+    return t
+
+
+def broadcast_buffers(module: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) to every rank: DDP keeps them per rank, and a sharded
+    evaluation must use one model."""
+    if is_distributed():
+        for buf in module.buffers():
+            tdist.broadcast(buf, src=0)
+
+
+def barrier() -> None:
+    if is_distributed():
+        tdist.barrier()
+
+
+def shutdown() -> None:
+    if is_distributed():
+        tdist.destroy_process_group()

@@ -110,14 +110,18 @@ class Trainer:
         self.mean = torch.tensor(d.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(d.std, device=self.device).view(1, -1, 1, 1)
 
-        model = build_model(cfg.model, c, in_ch).to(self.device)
+        model = build_model(cfg.model, c, in_ch)
+        if t.sync_bn and self.world_size > 1:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(self.device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.ema = EMA(model, t.ema_decay, t.ema_warmup)
         prior = torch.tensor(self.labeled_counts, dtype=torch.float64)
         self.algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim).to(self.device)
-        self.train_model = dist.wrap_model(model, self.device) if self.world_size > 1 else model
+        self.train_model = model if self.world_size == 1 else dist.wrap_model(
+            model, self.device, unused_parameters=not self.algorithm.trains_balanced_head)
         if t.compile:
             self.train_model = torch.compile(self.train_model)
         self.optimizer = build_optimizer(model, cfg.optim)
@@ -234,7 +238,6 @@ class Trainer:
                 info = self.info(step)
                 if step % t.steps_per_epoch == 0:
                     self.algorithm.on_epoch_start(info.epoch)
-                    dist.sync_algorithm_state(self.algorithm)
                 t0 = time.perf_counter()
                 batch = self.to_device(next(loader))
                 data_seconds += time.perf_counter() - t0
@@ -330,6 +333,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         d = self.data
         head = self.algorithm.eval_head
+        dist.broadcast_buffers(self.ema.module)
         args = (d.num_classes, self.labeled_counts, self.mean, self.std, self.device, self.cfg.train.channels_last)
         heads = evaluate_heads(self.ema.module, d.test_images, d.test_labels, *args)
         out: dict[str, Any] = {**heads[head], "head_used": head, "heads": heads}

@@ -31,7 +31,13 @@ def _nanmean(values: list[float]) -> float:
 def classification_metrics(pred: np.ndarray, target: np.ndarray, num_classes: int,
                            labeled_counts: list[int] | np.ndarray) -> dict[str, object]:
     """Accuracies in percent. Per-class accuracy is NaN for a class absent from `target`."""
-    cm = confusion_matrix(pred, target, num_classes)
+    return metrics_from_confusion(confusion_matrix(pred, target, num_classes), labeled_counts)
+
+
+def metrics_from_confusion(cm: np.ndarray, labeled_counts: list[int] | np.ndarray) -> dict[str, object]:
+    """The same metrics from a [true, predicted] count matrix (what sharded evaluation reduces)."""
+    cm = np.asarray(cm, dtype=np.int64)
+    num_classes = cm.shape[0]
     support = cm.sum(axis=1)
     per_class = [float(100.0 * cm[k, k] / support[k]) if support[k] else float("nan") for k in range(num_classes)]
     groups = class_groups(labeled_counts)

@@ -8,6 +8,7 @@ from torch import Tensor
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
 from semi.algorithms.components.memory_bank import ClassBalancedMemoryBank
 from semi.config import SemiConfig
+from semi.engine.distributed import all_gather_cat
 
 
 class MemoryBankComponent(Component):
@@ -21,7 +22,9 @@ class MemoryBankComponent(Component):
                 logs: dict[str, Tensor]) -> None:
         s1, s2 = views.strong
         emb = torch.cat([s1.embedding, s2.embedding]).detach().float()
-        self.bank.insert(emb, pl.target.repeat(2), pl.confidence.repeat(2), pl.mask.repeat(2))
+        # Under DDP every rank inserts every rank's candidates (in rank order): the banks stay identical.
+        self.bank.insert(all_gather_cat(emb), all_gather_cat(pl.target.repeat(2)),
+                         all_gather_cat(pl.confidence.repeat(2).float()), all_gather_cat(pl.mask.repeat(2)))
         if (info.step + 1) % self.cfg.decay_every == 0:
             self.bank.decay(self.cfg.decay)
 

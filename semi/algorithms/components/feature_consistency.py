@@ -8,6 +8,7 @@ from torch import Tensor
 
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
 from semi.config import SemiConfig
+from semi.engine.distributed import all_reduce_sum, world_size
 
 
 def consistency_loss(z_weak: Tensor, z_strong: tuple[Tensor, Tensor], centre: Tensor, rejected: Tensor,
@@ -32,5 +33,6 @@ class FeatureConsistencyComponent(Component):
                                          ~pl.mask, self.cfg.t_p)
         with torch.no_grad():  # the spec's centre: an EMA of the batch mean of the teacher outputs r_b
             m = self.cfg.center_momentum
-            self.centre.mul_(m).add_((1 - m) * teacher.mean(dim=0))
+            batch_mean = all_reduce_sum(teacher.sum(dim=0)) / (len(teacher) * world_size())  # global batch
+            self.centre.mul_(m).add_((1 - m) * batch_mean)
         return {"cons": self.cfg.lambda_c * loss}

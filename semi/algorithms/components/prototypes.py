@@ -9,6 +9,7 @@ from torch import Tensor
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
 from semi.algorithms.components.bank import MemoryBankComponent
 from semi.config import SemiConfig
+from semi.engine.distributed import all_reduce_sum
 
 
 def prototype_probs(z: Tensor, centres: Tensor, available: Tensor, t_tar: float) -> Tensor:
@@ -62,7 +63,8 @@ class PrototypeComponent(Component):
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:
-        self.pl_counts.index_add_(0, pl.target, pl.mask.float())
+        counts = torch.zeros_like(self.pl_counts).index_add_(0, pl.target, pl.mask.float())
+        self.pl_counts += all_reduce_sum(counts)
 
     def diagnostics(self) -> dict[str, object]:
         return {"proto_class_weight": [float(v) for v in self.class_weight]}

@@ -1,0 +1,1 @@
+"""Data: the CISSL protocol (counts, splits), sources by name, augmentation, and the step-indexed batches."""
