@@ -239,7 +239,7 @@ class Trainer:
                 if step % t.steps_per_epoch == 0:
                     self.algorithm.on_epoch_start(info.epoch)
                 t0 = time.perf_counter()
-                batch = self.to_device(next(loader))
+                batch = self.to_device(self._next_batch(loader))
                 data_seconds += time.perf_counter() - t0
                 self.train_model.train()
                 autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
@@ -294,6 +294,15 @@ class Trainer:
             raise SemiError(f"stopped by {signal.Signals(stop.signal).name} at step {self.step}; checkpoint saved in "
                             f"{self.checkpoints.folder} (continue with --resume auto)", exit_code=130)
         return self.finish()
+
+    def _next_batch(self, loader: Any) -> dict[str, torch.Tensor]:
+        try:
+            return next(loader)
+        except RuntimeError as exc:  # DataLoader reports a dead worker as a RuntimeError; say what happened
+            if "DataLoader worker" in str(exc):
+                raise SemiError(f"a data loader worker died at step {self.step} ({exc}); the last checkpoint is in "
+                                f"{self.checkpoints.folder}. Try data.num_workers=0 or fewer workers (memory?)") from None
+            raise
 
     def _check_finite(self, first_bad: torch.Tensor, bad_terms: list[str]) -> None:
         bad = int(first_bad)

@@ -1,0 +1,158 @@
+"""Faults: SIGKILL at random moments then --resume auto ends in the uninterrupted run's exact state; SIGTERM
+saves and exits cleanly; a non-finite loss stops with the step and term named and keeps the good checkpoint;
+a failed save leaves the previous file intact."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from semi.engine.checkpoint import CheckpointManager, atomic_write_bytes, load_checkpoint, step_checkpoints
+from semi.errors import SemiError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import tiny_overrides  # noqa: E402
+
+STEPS = 24
+
+
+def _args(tmp: Path, out: str) -> list[str]:
+    return tiny_overrides(tmp, **{"train.out_dir": str(tmp / out), "train.epochs": 6, "train.steps_per_epoch": 4,
+                                  "train.eval_every": 2, "algorithm.name": "semi", "train.threads": 1})
+
+
+def _train(args: list[str], resume: bool = False) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "semi", "train", *(["--resume", "auto"] if resume else []), *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _final_state(run: Path) -> dict:
+    state = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert state["step"] == STEPS
+    return state
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    for part in ("model", "algorithm"):
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), f"{part}.{key}"
+    for key, value in a["ema"]["module"].items():
+        assert torch.equal(value, b["ema"]["module"][key]), f"ema.{key}"
+    assert a["history"] == b["history"]
+
+
+def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path):
+    straight = _train(_args(tmp_path, "straight"))
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+    rng = random.Random(0)
+    args = _args(tmp_path, "killed")
+    kills, proc = 0, _train(args)
+    while True:
+        time.sleep(rng.uniform(2.0, 6.0))  # python + torch start-up takes a few seconds; some kills land in it
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        proc = _train(args, resume=True)
+    assert proc.returncode == 0, proc.stderr.read()
+    assert kills >= 2, "the run finished before it could be killed twice; lengthen it"
+    _assert_same(_final_state(tmp_path / "straight"), _final_state(tmp_path / "killed"))
+    leftovers = [p.name for p in (tmp_path / "killed").rglob("*") if ".tmp" in p.name]
+    assert leftovers == [] or all(p.startswith(".") for p in leftovers)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    args = _args(tmp_path, "run") + ["train.epochs=200"]  # long enough to still be running
+    proc = _train(args)
+    ckpts = tmp_path / "run" / "checkpoints"
+    deadline = time.time() + 120
+    while not step_checkpoints(ckpts) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopped by SIGTERM" in err and "--resume auto" in err and "Traceback" not in err
+    step, path = step_checkpoints(ckpts)[0]
+    assert load_checkpoint(path)["step"] == step > 0
+
+
+def test_nonfinite_loss_stops_naming_step_and_term(tiny_config, monkeypatch):
+    from semi.algorithms.fixmatch import FixMatch
+    from semi.engine.trainer import Trainer
+
+    original = FixMatch.training_step
+
+    def poisoned(self, model, batch, info):
+        result = original(self, model, batch, info)
+        if info.step == 7:
+            result.losses["unsup"] = result.losses["unsup"] * float("nan")
+            result.loss = torch.stack(list(result.losses.values())).sum()
+        return result
+
+    monkeypatch.setattr(FixMatch, "training_step", poisoned)
+    trainer = Trainer(tiny_config(**{"algorithm.name": "fixmatch"}))
+    with pytest.raises(SemiError, match=r"non-finite loss at step 7 in loss term\(s\) unsup"):
+        trainer.fit()
+    # the step-6 checkpoint is the last one, and it holds finite weights
+    (step, path), *_ = step_checkpoints(Path(trainer.cfg.train.out_dir) / "checkpoints")
+    assert step == 6
+    assert all(torch.isfinite(v).all() for v in load_checkpoint(path)["model"].values() if v.is_floating_point())
+    assert not (Path(trainer.cfg.train.out_dir) / "results.json").exists()
+
+
+def test_nonfinite_skip_mode_counts_skipped_steps(tiny_config, monkeypatch):
+    from semi.algorithms.fixmatch import FixMatch
+    from semi.engine.trainer import Trainer
+
+    original = FixMatch.training_step
+
+    def poisoned(self, model, batch, info):
+        result = original(self, model, batch, info)
+        if info.step in (3, 8):
+            result.loss = result.loss * float("inf")
+        return result
+
+    monkeypatch.setattr(FixMatch, "training_step", poisoned)
+    results = Trainer(tiny_config(**{"algorithm.name": "fixmatch", "train.nonfinite": "skip"})).fit()
+    assert results["skipped_steps"] == 2 and results["steps"] == 12
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / "results.json"
+    atomic_write_bytes(target, b"old")
+
+    def disk_full(fd, *args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(SemiError, match="No space left on device") as err:
+        atomic_write_bytes(target, b"new")
+    assert "previous file" in str(err.value)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_keeps_the_last_k_checkpoints_and_latest(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=2)
+    for step in (1, 2, 3):
+        manager.save(step, {"step": step, "model": {}})
+    assert [s for s, _ in step_checkpoints(manager.folder)] == [3, 2]
+    assert load_checkpoint(manager.folder / "latest.pt")["step"] == 3
+
+
+def test_resume_auto_skips_a_corrupt_newest_checkpoint(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=3)
+    manager.save(4, {"step": 4, "model": {}})
+    (manager.folder / "step-0000008.pt").write_bytes(b"\x00garbage")
+    with pytest.warns(UserWarning, match="step-0000008.pt"):
+        path, state = manager.newest_valid()
+    assert state["step"] == 4 and path.name == "step-0000004.pt"
