@@ -156,3 +156,20 @@ def test_resume_auto_skips_a_corrupt_newest_checkpoint(tmp_path):
     with pytest.warns(UserWarning, match="step-0000008.pt"):
         path, state = manager.newest_valid()
     assert state["step"] == 4 and path.name == "step-0000004.pt"
+
+
+def test_dead_loader_worker_is_reported_not_hung_on(tiny_config, monkeypatch):
+    from semi.data.loaders import StepBatches
+    from semi.engine.trainer import Trainer
+
+    original = StepBatches.__getitem__
+
+    def dying(self, step):
+        if step == 5:
+            os._exit(1)  # the worker process dies abruptly
+        return original(self, step)
+
+    monkeypatch.setattr(StepBatches, "__getitem__", dying)
+    trainer = Trainer(tiny_config(**{"data.num_workers": 1}))
+    with pytest.raises(SemiError, match="data loader worker died"):
+        trainer.fit()

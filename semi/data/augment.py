@@ -13,7 +13,6 @@ centre mapped to the input, floored). Deliberate differences are listed in `Augm
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch

@@ -241,22 +241,11 @@ class Trainer:
                 t0 = time.perf_counter()
                 batch = self.to_device(self._next_batch(loader))
                 data_seconds += time.perf_counter() - t0
-                self.train_model.train()
-                autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
-                with autocast:
-                    result = self.algorithm.training_step(self.train_model, batch, info)
-                finite = torch.isfinite(result.loss)
-                if t.nonfinite == "skip" and not bool(finite):
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self.skipped_steps += 1
+                result = self.train_step(batch, info)
+                if result is None:  # a skipped non-finite step
                     self.step += 1
                     continue
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(result.loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-                self.ema.update(self.model)
+                finite = torch.isfinite(result.loss)
                 self.step += 1
                 first_bad = torch.where((first_bad < 0) & ~finite, step, first_bad)
                 if not bad_terms and t.nonfinite == "stop" and self.device.type == "cpu" and not bool(finite):
@@ -294,6 +283,24 @@ class Trainer:
             raise SemiError(f"stopped by {signal.Signals(stop.signal).name} at step {self.step}; checkpoint saved in "
                             f"{self.checkpoints.folder} (continue with --resume auto)", exit_code=130)
         return self.finish()
+
+    def train_step(self, batch: dict[str, torch.Tensor], info: StepInfo):
+        """Forward, losses, backward, optimiser, schedule, EMA. Returns None for a skipped non-finite step."""
+        self.train_model.train()
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+        with autocast:
+            result = self.algorithm.training_step(self.train_model, batch, info)
+        if self.cfg.train.nonfinite == "skip" and not bool(torch.isfinite(result.loss)):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(result.loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.ema.update(self.model)
+        return result
 
     def _next_batch(self, loader: Any) -> dict[str, torch.Tensor]:
         try:

@@ -1,0 +1,159 @@
+"""Step time of each algorithm against the pure forward+backward limit, data-loader throughput, and the peak
+memory of a CIFAR-10-LT training process.
+
+    python benchmarks/speed.py                      # small CNN and WRN-28-2, CPU
+    python benchmarks/speed.py --models small_cnn --repeats 20
+
+Per model: every method's training step (forward over all views, losses, backward, optimiser, EMA; no data
+loading) on one fixed CIFAR-10-LT batch (B = 64, mu = 1, two strong views: 64 + 3 x 64 images), median of
+`--repeats` steps after warm-up, with SeMi's components active (past their warm-up). The limit is the same
+model's forward + backward on the same 256 images with a plain cross-entropy and nothing else. Writes
+benchmarks/results/speed-<device>.json and a Markdown table next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from semi.algorithms.base import StepInfo
+from semi.config import load_config
+from semi.data.prepare import prepare_data
+from semi.engine.trainer import Trainer
+
+METHODS = ["supervised", "fixmatch", "fixmatch+semi", "acr", "semi"]
+ROOT = Path(__file__).resolve().parent
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_time(fn, repeats: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def config_for(model: str, method: str, out: Path, device: str):
+    return load_config(None, [
+        "data.name=cifar10", "data.num_labeled_max=1500", "data.num_unlabeled_max=3000", "data.imbalance_labeled=100",
+        f"model.name={model}", f"algorithm.name={method}", "train.batch_size=64", "train.mu=1",
+        "train.epochs=500", "train.steps_per_epoch=500", "train.progress=false", "train.tensorboard=false",
+        f"train.out_dir={out}", f"train.device={device}", "semi.warmup_epochs=0", "algorithm.est_epoch=0"])
+
+
+def measure_model(model: str, repeats: int, device: str, data, out: Path) -> dict:
+    rows = {}
+    trainer = None
+    for method in METHODS:
+        trainer = Trainer(config_for(model, method, out / method, device), data=data)
+        full = Trainer(config_for(model, "fixmatch", out / "batch", device), data=data) if method == "supervised" \
+            else trainer
+        batch = trainer.to_device(full.batches[0])  # the same 3-view batch for every method
+        if method == "supervised":
+            batch = {k: batch[k] for k in ("x_l", "y_l")}
+        info = StepInfo(step=1000, epoch=10, total_steps=trainer.cfg.total_steps, total_epochs=trainer.cfg.train.epochs)
+        rows[method] = _median_time(lambda t=trainer, b=batch, i=info: t.train_step(b, i), repeats, 3, trainer.device)
+    # The limit: forward + backward of the same model on the same 256 images, nothing else.
+    images = torch.cat([batch_full[k] for k in ("x_l", "u_w", "u_s1", "u_s2")]) if (
+        batch_full := trainer.to_device(trainer.batches[0])) else None
+    target = torch.randint(0, 10, (len(images),), device=trainer.device)
+    net = trainer.model.train()
+
+    def forward_backward():
+        net.zero_grad(set_to_none=True)
+        F.cross_entropy(net(images).logits, target).backward()
+
+    limit = _median_time(forward_backward, repeats, 3, trainer.device)
+    sup_limit = _median_time(lambda: (net.zero_grad(set_to_none=True),
+                                      F.cross_entropy(net(images[:64]).logits, target[:64]).backward()),
+                             repeats, 3, trainer.device)
+    # The loader: the 3-view batch of one step built in this process (one worker's work), images per second.
+    loader = _median_time(lambda: trainer.batches[7], max(5, repeats // 2), 1, torch.device("cpu"))
+    per_step = 64 * 4
+    result = {"model": model, "limit_ms": 1e3 * limit, "supervised_limit_ms": 1e3 * sup_limit,
+              "loader_batch_ms": 1e3 * loader, "loader_images_per_s": per_step / loader}
+    for method, seconds in rows.items():
+        base = sup_limit if method == "supervised" else limit
+        result[method] = {"step_ms": 1e3 * seconds, "ratio_to_limit": seconds / base,
+                          "images_per_s_consumed": (64 if method == "supervised" else per_step) / seconds}
+    result["semi_overhead_vs_acr"] = rows["semi"] / rows["acr"] - 1
+    result["semi_overhead_vs_fixmatch"] = rows["fixmatch+semi"] / rows["fixmatch"] - 1
+    return result
+
+
+def peak_rss_of_training(out: Path) -> float:
+    """Peak resident memory (MiB) of a short CIFAR-10-LT training process (small CNN, 20 steps)."""
+    cmd = [sys.executable, "-m", "semi", "train", "--config", "cifar10_lt_cpu", "train.epochs=1",
+           "train.steps_per_epoch=20", "train.eval_every=20", "train.progress=false", f"train.out_dir={out}",
+           "data.num_workers=0"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def markdown(results: dict) -> str:
+    lines = ["| model | method | step (ms) | x limit | images/s consumed |", "|---|---|---:|---:|---:|"]
+    for r in results["models"]:
+        lines.append(f"| {r['model']} | forward+backward limit (256 images) | {r['limit_ms']:.1f} | 1.00 | |")
+        for m in METHODS:
+            lines.append(f"| {r['model']} | {m} | {r[m]['step_ms']:.1f} | {r[m]['ratio_to_limit']:.2f} | "
+                         f"{r[m]['images_per_s_consumed']:.0f} |")
+        lines.append(f"| {r['model']} | data loader, one worker (3-view batch) | {r['loader_batch_ms']:.1f} | | "
+                     f"{r['loader_images_per_s']:.0f} produced |")
+    lines.append("")
+    lines.append("SeMi components' overhead: " + ", ".join(
+        f"{r['model']}: +{100 * r['semi_overhead_vs_acr']:.1f}% over ACR, +{100 * r['semi_overhead_vs_fixmatch']:.1f}% "
+        f"over FixMatch" for r in results["models"]))
+    if results.get("peak_rss_mib"):
+        lines.append(f"Peak resident memory of a CIFAR-10-LT training process: {results['peak_rss_mib']:.0f} MiB")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="small_cnn,wrn28_2")
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-rss", action="store_true")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path("/tmp/semi-speed")
+    cfg = config_for("small_cnn", "fixmatch", out, args.device)
+    data = prepare_data(cfg)
+    results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__, "models": []}
+    for model in args.models.split(","):
+        r = measure_model(model, args.repeats, args.device, data, out)
+        results["models"].append(r)
+        print(json.dumps(r, indent=1))
+    if not args.no_rss:
+        results["peak_rss_mib"] = peak_rss_of_training(out / "rss")
+    dest = ROOT / "results" / f"speed-{torch.device(args.device).type}.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(results, indent=2))
+    dest.with_suffix(".md").write_text(markdown(results) + "\n")
+    print(markdown(results))
+    print(f"wrote {dest}")
+
+
+if __name__ == "__main__":
+    main()
