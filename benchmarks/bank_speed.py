@@ -60,7 +60,8 @@ def measure(classes: int, size: int, batch: int, dim: int, device: torch.device,
     g = torch.Generator().manual_seed(0)
 
     def candidates():
-        return (torch.randn(batch, dim, generator=g).to(device), torch.randint(0, classes, (batch,), generator=g).to(device),
+        return (torch.randn(batch, dim, generator=g).to(device),
+                torch.randint(0, classes, (batch,), generator=g).to(device),
                 torch.rand(batch, generator=g).to(device), (torch.rand(batch, generator=g) < 0.8).to(device))
 
     fast, naive = ClassBalancedMemoryBank(classes, size, dim).to(device), NaiveBank(classes, size, dim, device)
@@ -100,7 +101,8 @@ def main() -> None:
                 rows.append(r)
                 print(f"C={classes:3d} K={size:3d} cand={batch:3d}: insert {r['insert_ms']:.3f} ms vs naive "
                       f"{r['naive_insert_ms']:.2f} ms ({r['insert_speedup']:.0f}x); decay {r['decay_ms']:.3f} ms vs "
-                      f"{r['naive_decay_ms']:.2f} ms ({r['decay_speedup']:.0f}x); prototypes {r['prototypes_ms']:.3f} ms")
+                      f"{r['naive_decay_ms']:.2f} ms ({r['decay_speedup']:.0f}x); "
+                      f"prototypes {r['prototypes_ms']:.3f} ms")
     out = Path(args.out or f"benchmarks/results/bank-speed-{device.type}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"threads": args.threads, "torch": torch.__version__, "rows": rows}, indent=2))

@@ -227,7 +227,8 @@ def _merge_into(obj: Any, values: dict[str, Any], prefix: str, problems: list[st
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                problems.append(f"{path}: expected a mapping of {', '.join(f.name for f in dataclasses.fields(current))}")
+                names = ", ".join(f.name for f in dataclasses.fields(current))
+                problems.append(f"{path}: expected a mapping of {names}")
                 continue
             _merge_into(current, value, f"{path}.", problems)
         else:

@@ -239,7 +239,8 @@ class SemiSupervisedAlgorithm(Algorithm):
                 if w is not None:
                     weights = weights * w
         lam = self.cfg.algorithm.lambda_u
-        losses["unsup"] = lam * 0.5 * (masked_ce(s1.logits, pl.target, weights) + masked_ce(s2.logits, pl.target, weights))
+        losses["unsup"] = lam * 0.5 * (masked_ce(s1.logits, pl.target, weights)
+                                       + masked_ce(s2.logits, pl.target, weights))
         losses.update(self.base_unlabeled_losses(views, batch, info, logs))
         for comp in self.components:
             losses.update(comp.extra_losses(pl, views, info))
@@ -250,7 +251,8 @@ class SemiSupervisedAlgorithm(Algorithm):
             for comp in self.components:
                 comp.observe(pl, views, batch, info, logs)
             logs["mask_rate"] = pl.mask.float().mean()
-            logs["pseudo_label_acc"] = ((pl.target == batch["u_y"]) & pl.mask).float().sum() / pl.mask.sum().clamp_min(1)
+            correct = ((pl.target == batch["u_y"]) & pl.mask).float().sum()
+            logs["pseudo_label_acc"] = correct / pl.mask.sum().clamp_min(1)
         loss = torch.stack(list(losses.values())).sum()
         return StepResult(loss, losses, logs)
 

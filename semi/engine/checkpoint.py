@@ -47,7 +47,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         _fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise SemiError(f"could not write {path}: {exc.strerror or exc} (the previous file, if any, is intact)") from exc
+        reason = exc.strerror or exc
+        raise SemiError(f"could not write {path}: {reason} (the previous file, if any, is intact)") from exc
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -67,7 +68,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # noqa: BLE001  (any unpickling failure means a corrupt or foreign file)
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a semi checkpoint ({type(exc).__name__}: {exc})")
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a semi checkpoint "
+                              f"({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or "step" not in state or "model" not in state:
         raise CheckpointError(f"{path} is not a semi checkpoint (no step/model entries)")
     return state

@@ -201,7 +201,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ loop
     def info(self, step: int) -> StepInfo:
         spe = self.cfg.train.steps_per_epoch
-        return StepInfo(step=step, epoch=step // spe, total_steps=self.cfg.total_steps, total_epochs=self.cfg.train.epochs)
+        return StepInfo(step=step, epoch=step // spe, total_steps=self.cfg.total_steps,
+                        total_epochs=self.cfg.train.epochs)
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
@@ -308,7 +309,7 @@ class Trainer:
         except RuntimeError as exc:  # DataLoader reports a dead worker as a RuntimeError; say what happened
             if "DataLoader worker" in str(exc):
                 raise SemiError(f"a data loader worker died at step {self.step} ({exc}); the last checkpoint is in "
-                                f"{self.checkpoints.folder}. Try data.num_workers=0 or fewer workers (memory?)") from None
+                                f"{self.checkpoints.folder}. Try fewer data.num_workers (memory?) or 0") from None
             raise
 
     def _check_finite(self, first_bad: torch.Tensor, bad_terms: list[str]) -> None:
