@@ -145,7 +145,8 @@ def markdown(records: list[dict]) -> str:
         rows = [r for r in records if r["setting"] == setting]
         if not rows:
             continue
-        lines += [f"**{setting}**", "", "| method | n | top-1 | balanced | head | medium | tail | mask rate | time/run |",
+        lines += [f"**{setting}**", "",
+                  "| method | n | top-1 | balanced | head | medium | tail | mask rate | time/run |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         methods = list(dict.fromkeys(r["method"] for r in rows))
         order = [m for m in METHODS if m in methods] + [m for m in methods if m not in METHODS]
@@ -158,7 +159,8 @@ def markdown(records: list[dict]) -> str:
                          f"{_fmt([100 * m for m in mask])} | {statistics.mean(r['wall_seconds'] for r in rs):.0f} s |")
             if method == "oracle":
                 b = [r["balanced_head"] for r in rs]
-                lines.append(f"| oracle, balanced (logit-adjusted) head | {len(rs)} | {_fmt([x['top1'] for x in b])} | "
+                lines.append(f"| oracle, balanced (logit-adjusted) head | {len(rs)} | "
+                             f"{_fmt([x['top1'] for x in b])} | "
                              f"{_fmt([x['balanced_accuracy'] for x in b])} | {_fmt([x['head_accuracy'] for x in b])} | "
                              f"{_fmt([x['medium_accuracy'] for x in b])} | {_fmt([x['tail_accuracy'] for x in b])} "
                              f"| | |")
@@ -172,7 +174,8 @@ def figures(records: list[dict], protocol: str) -> list[Path]:
     except ImportError:
         return []
     main = [r for r in records if r["method"] in METHODS]
-    out = [ROOT / "results" / f"accuracy-{protocol}-methods.png", ROOT / "results" / f"accuracy-{protocol}-per-class.png"]
+    out = [ROOT / "results" / f"accuracy-{protocol}-methods.png",
+           ROOT / "results" / f"accuracy-{protocol}-per-class.png"]
     plot_method_comparison(main, out[0])
     plot_per_class(main, out[1], setting="reversed", methods=("fixmatch", "acr", "semi"))
     return out
