@@ -140,6 +140,8 @@ class Trainer:
         self.best_val: float | None = None
         self.skipped_steps = 0
         self.train_seconds = 0.0
+        self._eval_sums: dict[str, torch.Tensor] = {}  # step logs since the last evaluation (its diagnostics)
+        self._eval_steps = 0
 
     # ------------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -255,6 +257,8 @@ class Trainer:
                              **result.logs}.items():
                     v = v.detach().float()
                     sums[k] = sums[k] + v if k in sums else v
+                    self._eval_sums[k] = self._eval_sums[k] + v if k in self._eval_sums else v
+                self._eval_steps += 1
                 window += 1
                 if progress is not None:
                     progress.update(1)
@@ -330,7 +334,10 @@ class Trainer:
                              **({"val_top1": ev["validation"]["top1"]} if "validation" in ev else {})})
         pl = self.algorithm.pop_pseudo_label_stats() if self.algorithm.uses_unlabeled else None
         diag = self.algorithm.diagnostics()
-        record = {**self.history[-1], **({} if pl is None else pl), **diag}
+        window = {f"window_{k}": float(v) / max(1, self._eval_steps) for k, v in self._eval_sums.items()
+                  if not k.startswith("loss")}  # e.g. prototype agreement, mean OHEML weight, mask rates
+        self._eval_sums, self._eval_steps = {}, 0
+        record = {**self.history[-1], **({} if pl is None else pl), **diag, **window}
         if "acr_unlabeled_estimate" in diag:
             true = self.data.unlabeled_true_counts().astype(np.float64)
             if true.sum() > 0:
