@@ -74,3 +74,22 @@ def test_checkpoint_from_another_setup_is_refused(tiny_config, tmp_path):
         other.resume(str(tmp_path / "a" / "checkpoints" / "latest.pt"))
     assert "model: checkpoint 'small_cnn', this run 'wrn28_2'" in str(err.value)
     assert "split_digest" in str(err.value)
+
+
+def test_semi_eval_reports_the_checkpoint_metrics(tiny_config, capsys):
+    from semi.cli import main
+
+    cfg = tiny_config(**{"algorithm.name": "semi"})
+    results = Trainer(cfg).fit()
+    assert main(["eval", "--checkpoint", str(Path(cfg.train.out_dir) / "checkpoints" / "latest.pt")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["step"] == 12 and out["head_used"] == "balanced"
+    assert out["top1"] == results["metrics"]["top1"]  # the same EMA model on the same test set
+
+
+def test_default_config_matches_the_readme_run():
+    from semi.cli import resolve_config_path
+    from semi.config import load_config
+
+    cfg = load_config(resolve_config_path(None))
+    assert (cfg.data.name, cfg.algorithm.name, cfg.model.name, cfg.total_steps) == ("digits", "semi", "small_cnn", 1500)

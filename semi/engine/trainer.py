@@ -168,12 +168,17 @@ class Trainer:
         if diffs:
             raise CheckpointError(f"checkpoint {source} comes from a different setup:\n" +
                                   "\n".join(f"  - {d}" for d in diffs))
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.algorithm.load_state_dict(state["algorithm"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.algorithm.load_state_dict(state["algorithm"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[:3]
+            raise CheckpointError(f"checkpoint {source} does not fit this run's model or algorithm state (saved by "
+                                  f"another semi version or setup?): {' '.join(first)}") from None
         self.step = int(state["step"])
         self.history = list(state["history"])
         self.best_val = state["best_val"]

@@ -33,12 +33,17 @@ class PrototypeComponent(Component):
         """Masked pseudo-labels counted so far, per class."""
         self.register_buffer("class_weight", torch.ones(num_classes))
         """w_k: share of class k among the counted pseudo-labels, refreshed once per epoch (1 before)."""
-        self.bank: MemoryBankComponent | None = None
+        self._sibling: tuple[MemoryBankComponent, ...] = ()  # a tuple: not registered, saved once (by the bank)
+
+    @property
+    def bank(self) -> MemoryBankComponent:
+        return self._sibling[0]
 
     def bind(self, algorithm) -> None:
-        self.bank = algorithm.component(MemoryBankComponent)
-        if self.bank is None:
+        bank = algorithm.component(MemoryBankComponent)
+        if bank is None:
             raise ValueError("semi.prototypes needs semi.memory_bank")
+        self._sibling = (bank,)
         self._raw_source = self.cfg.pseudo_label_source == "raw"
 
     def on_epoch_start(self, epoch: int) -> None:
