@@ -12,7 +12,7 @@ def tiny_overrides(tmp_path, **extra) -> list[str]:
         "train.out_dir": str(tmp_path / "run"), "train.epochs": 3, "train.steps_per_epoch": 4,
         "train.batch_size": 16, "train.eval_every": 6, "train.progress": False, "train.tensorboard": False,
         "train.log_every": 2, "model.width": 8, "algorithm.est_epoch": 0, "semi.warmup_epochs": 0,
-        "semi.bank_size": 8, "semi.decay_every": 3,
+        "semi.bank_size": 8, "semi.decay_every": 3, "semi.threshold": 0.3,  # tiny models are unconfident
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

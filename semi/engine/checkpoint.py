@@ -88,6 +88,13 @@ class CheckpointManager:
         self.folder = Path(run_dir) / "checkpoints"
         self.keep = keep
 
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Temporary files left by a process killed mid-write (never a finished checkpoint)."""
+        stale = [p for p in self.folder.glob(".*.tmp-*")] if self.folder.is_dir() else []
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def save(self, step: int, state: dict[str, Any]) -> Path:
         path = self.folder / f"step-{step:07d}.pt"
         save_checkpoint(path, state)

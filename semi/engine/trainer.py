@@ -135,6 +135,8 @@ class Trainer:
                                    true_labels=self.algorithm.trains_on_true_labels,
                                    rank=self.rank, world_size=self.world_size)
         self.checkpoints = CheckpointManager(self.run_dir, t.keep_checkpoints)
+        if self.is_main:
+            self.checkpoints.remove_stale_temporaries()
         self.step = 0
         self.history: list[dict[str, Any]] = []
         self.best_val: float | None = None

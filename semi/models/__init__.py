@@ -1,4 +1,12 @@
-"""Backbones by name, each wrapped in the two-headed classifier (embedding, standard head, balanced head)."""
+"""Backbones by name, each wrapped in the two-headed classifier (embedding, standard head g1, balanced head g2).
+
+A backbone builder is registered under the name `model.name` takes in the config:
+
+    @register_model("my_net")
+    def _my_net(cfg: ModelConfig, in_channels: int) -> nn.Module: ...   # must set `.embed_dim`
+
+and `build_model(cfg.model, num_classes, in_channels)` returns the wrapped DualHeadClassifier.
+"""
 
 from __future__ import annotations
 
@@ -13,27 +21,60 @@ from semi.models.resnet import ResNet50
 from semi.models.small_cnn import SmallCNN
 from semi.models.wrn import WideResNet
 
-_BACKBONES: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
-    "small_cnn": lambda cfg, c: SmallCNN(c, cfg.width, cfg.dropout),
-    "wrn28_2": lambda cfg, c: WideResNet(c, 28, 2, cfg.bn_momentum, cfg.dropout),
-    "wrn28_8": lambda cfg, c: WideResNet(c, 28, 8, cfg.bn_momentum, cfg.dropout),
-    "resnet50": lambda cfg, c: ResNet50(c),
-}
+BackboneBuilder = Callable[[ModelConfig, int], nn.Module]
+"""(model config, input channels) -> backbone with an `embed_dim` attribute; the heads are added outside."""
+
+_REGISTRY: dict[str, tuple[BackboneBuilder, bool]] = {}
+
+
+def register_model(name: str, head_dropout: bool = False) -> Callable[[BackboneBuilder], BackboneBuilder]:
+    """Register a backbone builder under `name`. `head_dropout`: apply cfg.dropout to the heads' input (for
+    backbones that have no dropout of their own)."""
+
+    def wrap(fn: BackboneBuilder) -> BackboneBuilder:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = (fn, head_dropout)
+        return fn
+
+    return wrap
 
 
 def model_names() -> list[str]:
-    return sorted(_BACKBONES)
+    return sorted(_REGISTRY)
 
 
-def build_model(cfg: ModelConfig, num_classes: int, in_channels: int) -> DualHeadClassifier:
-    if cfg.name not in _BACKBONES:
-        raise SemiError(f"unknown model {cfg.name!r}; available: {', '.join(model_names())}")
-    backbone = _BACKBONES[cfg.name](cfg, in_channels)
-    model = DualHeadClassifier(backbone, backbone.embed_dim, num_classes)
-    for head in (model.head, model.head_balanced):
-        nn.init.xavier_normal_(head.weight)
-        nn.init.zeros_(head.bias)
-    return model
+@register_model("small_cnn", head_dropout=True)
+def _small_cnn(cfg: ModelConfig, in_channels: int) -> nn.Module:
+    return SmallCNN(in_channels, cfg.width)
 
 
-__all__ = ["build_model", "model_names", "DualHeadClassifier", "ModelOutput"]
+@register_model("wrn28_2")
+def _wrn28_2(cfg: ModelConfig, in_channels: int) -> nn.Module:
+    return WideResNet(in_channels, 28, 2, cfg.bn_momentum, cfg.dropout)
+
+
+@register_model("wrn28_8")
+def _wrn28_8(cfg: ModelConfig, in_channels: int) -> nn.Module:
+    return WideResNet(in_channels, 28, 8, cfg.bn_momentum, cfg.dropout)
+
+
+@register_model("resnet50", head_dropout=True)
+def _resnet50(cfg: ModelConfig, in_channels: int) -> nn.Module:
+    # build_model is not told the image size; ImageNet-127 runs here at 32 or 64 px, so always the small stem.
+    return ResNet50(in_channels, small_input=True)
+
+
+def build_model(cfg_model: ModelConfig, num_classes: int, in_channels: int) -> DualHeadClassifier:
+    """The named backbone plus heads g1, g2 (nn.Linear(embed_dim, num_classes) each, xavier-normal, zero bias)."""
+    if cfg_model.name not in _REGISTRY:
+        raise SemiError(f"unknown model {cfg_model.name!r}; available: {', '.join(model_names())}")
+    if num_classes < 1 or in_channels < 1:
+        raise SemiError(f"num_classes and in_channels must be >= 1, got {num_classes} and {in_channels}")
+    builder, head_dropout = _REGISTRY[cfg_model.name]
+    backbone = builder(cfg_model, in_channels)
+    return DualHeadClassifier(backbone, backbone.embed_dim, num_classes,
+                              head_dropout=cfg_model.dropout if head_dropout else 0.0)
+
+
+__all__ = ["build_model", "register_model", "model_names", "DualHeadClassifier", "ModelOutput"]
