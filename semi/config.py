@@ -130,6 +130,11 @@ class AlgorithmConfig:
     est_epoch: int = 5
     """ACR: epoch from which the unlabeled distribution is estimated (E_est)."""
     est_momentum: float = 0.9
+    estimate_from: Literal["balanced_head", "debiased"] = "balanced_head"
+    """ACR's unlabeled-distribution estimate counts the balanced head's confident predictions (argmax g2 where
+    max softmax(g2) >= tau; the spec's "balanced head's masked pseudo-labels"), or 'debiased': the targets of the
+    balanced-head loss (argmax p12 under its OR-mask). The latter over-counts tail classes early in training
+    (tau12 = 2 over-corrects an untrained head) and locked tau1 at tau_max in our CIFAR-10-LT CPU runs."""
 
 
 @dataclass

@@ -78,8 +78,12 @@ class ACR(SemiSupervisedAlgorithm):
             p12 = torch.softmax(views.weak.logits.float() - self.cfg.algorithm.tau12 * self.log_prior, dim=1)
             pb = torch.softmax(views.weak.logits_balanced.float(), dim=1)
             conf12, target = p12.max(dim=1)
-            mask = (conf12 >= self.threshold) | (pb.max(dim=1).values >= self.threshold)
-            self._balanced = (target, mask)
+            conf_b, target_b = pb.max(dim=1)
+            mask = (conf12 >= self.threshold) | (conf_b >= self.threshold)
+            if self.cfg.algorithm.estimate_from == "balanced_head":
+                self._estimate_labels = (target_b, conf_b >= self.threshold)
+            else:
+                self._estimate_labels = (target, mask)
             logs["mask_rate_bal"] = mask.float().mean()
         s1, s2 = views.strong
         w = mask.float()
@@ -93,7 +97,7 @@ class ACR(SemiSupervisedAlgorithm):
         logs["tau1"] = self.tau1.clone()
         if not self.estimating(info.epoch):
             return
-        target, mask = self._balanced
+        target, mask = self._estimate_labels
         keep = (mask & ~batch["u_is_labeled"]).float()  # images that are also labeled stay out of the estimate
         hist = all_reduce_sum(torch.zeros(self.num_classes, device=target.device).index_add_(0, target, keep))
         total = hist.sum()
