@@ -89,8 +89,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from semi.engine.checkpoint import load_checkpoint
     from semi.engine.logging import to_json
     from semi.engine.trainer import Trainer
+    from semi.errors import CheckpointError
 
     state = load_checkpoint(Path(args.checkpoint))
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{args.checkpoint} holds no run configuration (not written by `semi train`?)")
     over, problems = parse_overrides(args.overrides)
     if problems:
         raise SemiError("\n".join(problems))
@@ -128,7 +131,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # Overrides may also follow an option (`semi train --resume auto a=1 --config c.yaml b=2`): plain argparse
+    # takes only the first run of positionals and calls the rest unrecognized, so they are collected here in order.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if a.startswith("-") or not hasattr(args, "overrides")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     command = {"train": cmd_train, "eval": cmd_eval, "data": cmd_data, "report": cmd_report}[args.command]
     try:
         return command(args)

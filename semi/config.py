@@ -247,17 +247,25 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise ConfigError([f"{path}: 'extends' forms a cycle"])
+    if path.is_dir():
+        raise ConfigError([f"{path} is a folder, not a config file"])
     if not path.is_file():
         raise ConfigError([f"config file not found: {path}"])
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc})"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping"])
     parent = data.pop("extends", None)
     if parent is None:
         return data
+    if not isinstance(parent, str):
+        raise ConfigError([f"{path}: 'extends' must be a file name (a string), got {parent!r}"])
     base = _read_yaml(path.parent / parent, (*seen, path))
     return deep_merge(base, data)
 
@@ -339,6 +347,7 @@ def validate(cfg: Config) -> list[str]:
     if d.imbalance_unlabeled is not None:
         need(d.imbalance_unlabeled >= 1, f"data.imbalance_unlabeled: gamma_u must be >= 1, got {d.imbalance_unlabeled}")
     need(d.val_per_class >= 0, f"data.val_per_class: must be >= 0, got {d.val_per_class}")
+    need(d.split_seed >= 0, f"data.split_seed: must be >= 0, got {d.split_seed}")
     need(0 < d.labeled_fraction <= 1, f"data.labeled_fraction: must be in (0, 1], got {d.labeled_fraction}")
     need(d.image_size is None or d.image_size >= 8, f"data.image_size: must be >= 8, got {d.image_size}")
     need(d.num_workers >= 0, f"data.num_workers: must be >= 0, got {d.num_workers}")
@@ -351,6 +360,11 @@ def validate(cfg: Config) -> list[str]:
     need(0 <= t.ema_decay < 1, f"train.ema_decay: must be in [0, 1), got {t.ema_decay}")
     need(t.keep_checkpoints >= 1, f"train.keep_checkpoints: must be >= 1, got {t.keep_checkpoints}")
     need(t.log_every >= 1, f"train.log_every: must be >= 1, got {t.log_every}")
+    need(-(2**63) <= t.seed < 2**63, f"train.seed: must be a 64-bit signed integer, got {t.seed}")
+    need(t.threads >= 0, f"train.threads: must be >= 0 (0 keeps PyTorch's default), got {t.threads}")
+    need(t.out_dir.strip() != "", "train.out_dir: must name a folder, got an empty string")
+    need(cfg.model.width >= 1, f"model.width: must be >= 1, got {cfg.model.width}")
+    need(0 <= cfg.model.dropout < 1, f"model.dropout: must be in [0, 1), got {cfg.model.dropout}")
     need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
          f"train.device: {t.device!r} is not allowed; allowed values: auto, cpu, cuda, cuda:N")
     need(o.lr > 0, f"optim.lr: must be > 0, got {o.lr}")
