@@ -127,6 +127,9 @@ class AlgorithmConfig:
     """Debiasing of the balanced head's pseudo-labels."""
     tau_min: float = 0.0
     tau_max: float = 2.0
+    tau1_init: float | None = None
+    """ACR's tau1 before the first estimate; None = tau_max (the full correction, as ACR's released code). The
+    spec leaves it open; at short budgets tau_max can lock the standard head into tail pseudo-labels."""
     est_epoch: int = 5
     """ACR: epoch from which the unlabeled distribution is estimated (E_est)."""
     est_momentum: float = 0.9

@@ -100,3 +100,16 @@ def test_consistency_loss_only_on_rejected_and_no_teacher_gradient():
     assert loss.item() == pytest.approx(manual.item(), rel=1e-6)
     none_rejected, _ = consistency_loss(zw, zs, torch.zeros(8), torch.zeros(4, dtype=torch.bool), 0.1)
     assert none_rejected.item() == 0.0
+
+
+@pytest.mark.parametrize("init, expected", [(None, 2.0), (0.0, 0.0), (0.5, 0.5)])
+def test_acr_tau1_before_the_first_estimate(init, expected):
+    from semi.algorithms.acr import ACR
+    from semi.config import Config
+
+    cfg = Config()
+    cfg.algorithm.tau1_init = init
+    acr = ACR(cfg, 3, torch.tensor([6.0, 3.0, 1.0]), [])
+    assert float(acr.tau1) == expected
+    acr.update_tau1()  # no KL accumulated yet: tau1 keeps its initial value
+    assert float(acr.tau1) == expected

@@ -40,8 +40,9 @@ class ACR(SemiSupervisedAlgorithm):
         super().__init__(cfg, num_classes, labeled_prior, components)
         prior = labeled_prior.float() / labeled_prior.sum()
         self.register_buffer("anchors", anchor_distributions(prior))
-        # Before the first estimate tau1 = tau_max (ACR's default tau1 = 2: the full correction).
-        self.register_buffer("tau1", torch.tensor(float(cfg.algorithm.tau_max)))
+        # Before the first estimate tau1 = tau_max unless configured (ACR's released default: the full correction).
+        init = cfg.algorithm.tau_max if cfg.algorithm.tau1_init is None else cfg.algorithm.tau1_init
+        self.register_buffer("tau1", torch.tensor(float(init)))
         self.register_buffer("u_estimate", torch.full((num_classes,), 1.0 / num_classes))
         self.register_buffer("kl_sum", torch.zeros(3))
         self.register_buffer("kl_steps", torch.zeros(()))
