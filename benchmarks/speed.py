@@ -6,7 +6,7 @@ memory of a CIFAR-10-LT training process.
 
 Per model: every method's training step (forward over all views, losses, backward, optimiser, EMA; no data
 loading) on one fixed CIFAR-10-LT batch (B = 64, mu = 1, two strong views: 64 + 3 x 64 images), median of
-`--repeats` steps after warm-up, with SeMi's components active (past their warm-up). The limit is the same
+`--repeats` interleaved rounds after warm-up, with SeMi's components active (past their warm-up). The limit is the same
 model's forward + backward on the same 256 images with a plain cross-entropy and nothing else. Writes
 benchmarks/results/speed-<device>.json and a Markdown table next to it.
 """
@@ -40,16 +40,27 @@ def _sync(device: torch.device) -> None:
 
 
 def _median_time(fn, repeats: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+    return _interleaved_medians({"fn": fn}, repeats, warmup, device)["fn"]
+
+
+def _interleaved_medians(fns: dict, repeats: int, warmup: int, device: torch.device) -> dict[str, float]:
+    """Median seconds of each function, timed in interleaved rounds (one call of each per round) so that a
+    change in machine load affects every method alike instead of biasing whichever ran during it."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+CHANNELS_LAST = True  # as the training configs; --no-channels-last to compare
 
 
 def config_for(model: str, method: str, out: Path, device: str):
@@ -57,11 +68,12 @@ def config_for(model: str, method: str, out: Path, device: str):
         "data.name=cifar10", "data.num_labeled_max=1500", "data.num_unlabeled_max=3000", "data.imbalance_labeled=100",
         f"model.name={model}", f"algorithm.name={method}", "train.batch_size=64", "train.mu=1",
         "train.epochs=500", "train.steps_per_epoch=500", "train.progress=false", "train.tensorboard=false",
-        f"train.out_dir={out}", f"train.device={device}", "semi.warmup_epochs=0", "algorithm.est_epoch=0"])
+        f"train.out_dir={out}", f"train.device={device}", "semi.warmup_epochs=0", "algorithm.est_epoch=0",
+        f"train.channels_last={str(CHANNELS_LAST).lower()}"])
 
 
 def measure_model(model: str, repeats: int, device: str, data, out: Path) -> dict:
-    rows = {}
+    fns = {}
     trainer = None
     for method in METHODS:
         trainer = Trainer(config_for(model, method, out / method, device), data=data)
@@ -71,21 +83,21 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path) -> dic
         if method == "supervised":
             batch = {k: batch[k] for k in ("x_l", "y_l")}
         info = StepInfo(step=1000, epoch=10, total_steps=trainer.cfg.total_steps, total_epochs=trainer.cfg.train.epochs)
-        rows[method] = _median_time(lambda t=trainer, b=batch, i=info: t.train_step(b, i), repeats, 3, trainer.device)
+        fns[method] = lambda t=trainer, b=batch, i=info: t.train_step(b, i)
     # The limit: forward + backward of the same model on the same 256 images, nothing else.
-    images = torch.cat([batch_full[k] for k in ("x_l", "u_w", "u_s1", "u_s2")]) if (
-        batch_full := trainer.to_device(trainer.batches[0])) else None
+    batch_full = trainer.to_device(trainer.batches[0])
+    images = torch.cat([batch_full[k] for k in ("x_l", "u_w", "u_s1", "u_s2")])
     target = torch.randint(0, 10, (len(images),), device=trainer.device)
     net = trainer.model.train()
 
-    def forward_backward():
+    def forward_backward(n: int) -> None:
         net.zero_grad(set_to_none=True)
-        F.cross_entropy(net(images).logits, target).backward()
+        F.cross_entropy(net(images[:n]).logits, target[:n]).backward()
 
-    limit = _median_time(forward_backward, repeats, 3, trainer.device)
-    sup_limit = _median_time(lambda: (net.zero_grad(set_to_none=True),
-                                      F.cross_entropy(net(images[:64]).logits, target[:64]).backward()),
-                             repeats, 3, trainer.device)
+    fns["limit"] = lambda: forward_backward(len(images))
+    fns["supervised_limit"] = lambda: forward_backward(64)
+    rows = _interleaved_medians(fns, repeats, 3, trainer.device)
+    limit, sup_limit = rows.pop("limit"), rows.pop("supervised_limit")
     # The loader: the 3-view batch of one step built in this process (one worker's work), images per second.
     loader = _median_time(lambda: trainer.batches[7], max(5, repeats // 2), 1, torch.device("cpu"))
     per_step = 64 * 4
@@ -113,6 +125,8 @@ def markdown(results: dict) -> str:
     lines = ["| model | method | step (ms) | x limit | images/s consumed |", "|---|---|---:|---:|---:|"]
     for r in results["models"]:
         lines.append(f"| {r['model']} | forward+backward limit (256 images) | {r['limit_ms']:.1f} | 1.00 | |")
+        lines.append(f"| {r['model']} | forward+backward limit (64 images; supervised's base) | "
+                     f"{r['supervised_limit_ms']:.1f} | 1.00 | |")
         for m in METHODS:
             lines.append(f"| {r['model']} | {m} | {r[m]['step_ms']:.1f} | {r[m]['ratio_to_limit']:.2f} | "
                          f"{r[m]['images_per_s_consumed']:.0f} |")
@@ -134,13 +148,17 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-rss", action="store_true")
+    p.add_argument("--no-channels-last", action="store_true")
     args = p.parse_args()
+    global CHANNELS_LAST
+    CHANNELS_LAST = not args.no_channels_last
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path("/tmp/semi-speed")
     cfg = config_for("small_cnn", "fixmatch", out, args.device)
     data = prepare_data(cfg)
-    results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__, "models": []}
+    results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "channels_last": CHANNELS_LAST, "repeats": args.repeats, "models": []}
     for model in args.models.split(","):
         r = measure_model(model, args.repeats, args.device, data, out)
         results["models"].append(r)

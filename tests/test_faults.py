@@ -167,6 +167,11 @@ def test_resume_auto_skips_a_corrupt_newest_checkpoint(tmp_path):
     with pytest.warns(UserWarning, match="step-0000008.pt"):
         path, state = manager.newest_valid()
     assert state["step"] == 4 and path.name == "step-0000004.pt"
+    # The corrupt file is set aside, so it no longer takes one of the K slots of good checkpoints.
+    assert (manager.folder / "step-0000008.pt.corrupt").is_file()
+    for step in (5, 6, 7):
+        manager.save(step, {"step": step, "model": {}})
+    assert [s for s, _ in step_checkpoints(manager.folder)] == [7, 6, 5]
 
 
 def test_dead_loader_worker_is_reported_not_hung_on(tiny_config, monkeypatch):

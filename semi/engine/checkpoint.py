@@ -117,10 +117,17 @@ class CheckpointManager:
         return path
 
     def newest_valid(self) -> tuple[Path, dict[str, Any]] | None:
-        """The newest step checkpoint that loads; corrupt ones are skipped with a warning naming them."""
+        """The newest step checkpoint that loads. A corrupt one is skipped with a warning naming it and renamed to
+        `<name>.corrupt` (kept for inspection): left in place it would count among the last K and make pruning
+        delete good checkpoints."""
         for _, path in step_checkpoints(self.folder):
             try:
                 return path, load_checkpoint(path)
             except CheckpointError as exc:
-                warnings.warn(f"skipping unreadable checkpoint {path}: {exc}", stacklevel=2)
+                aside = path.with_name(path.name + ".corrupt")
+                try:
+                    os.replace(path, aside)
+                except OSError:
+                    aside = path
+                warnings.warn(f"skipping unreadable checkpoint {path} (now {aside.name}): {exc}", stacklevel=2)
         return None
