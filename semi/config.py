@@ -130,6 +130,10 @@ class AlgorithmConfig:
     tau1_init: float | None = None
     """ACR's tau1 before the first estimate; None = tau_max (the full correction, as ACR's released code). The
     spec leaves it open; at short budgets tau_max can lock the standard head into tail pseudo-labels."""
+    debias_warmup_epochs: float = 0.0
+    """Ramp the pseudo-label debiasing strengths (tau1, tau12) linearly from 0 over this many epochs (0 = off,
+    the spec). Ours, not ACR's: an untrained head debiased by 2*log(prior) labels nearly every image with the
+    rarest class, which the balanced head then learns and the distribution estimate reads back as tail-heavy."""
     est_epoch: int = 5
     """ACR: epoch from which the unlabeled distribution is estimated (E_est)."""
     est_momentum: float = 0.9
@@ -375,6 +379,7 @@ def validate(cfg: Config) -> list[str]:
     need(o.weight_decay >= 0, f"optim.weight_decay: must be >= 0, got {o.weight_decay}")
     need(0 < a.threshold <= 1, f"algorithm.threshold: must be in (0, 1], got {a.threshold}")
     need(a.temperature > 0, f"algorithm.temperature: must be > 0, got {a.temperature}")
+    need(a.debias_warmup_epochs >= 0, f"algorithm.debias_warmup_epochs: must be >= 0, got {a.debias_warmup_epochs}")
     need(a.tau_max >= a.tau_min, f"algorithm.tau_max: must be >= algorithm.tau_min ({a.tau_min}), got {a.tau_max}")
     need(0 <= a.est_momentum < 1, f"algorithm.est_momentum: must be in [0, 1), got {a.est_momentum}")
     need(a.est_epoch >= 0, f"algorithm.est_epoch: must be >= 0, got {a.est_epoch}")

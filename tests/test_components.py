@@ -113,3 +113,24 @@ def test_acr_tau1_before_the_first_estimate(init, expected):
     assert float(acr.tau1) == expected
     acr.update_tau1()  # no KL accumulated yet: tau1 keeps its initial value
     assert float(acr.tau1) == expected
+
+
+def test_acr_debias_ramp():
+    from semi.algorithms.acr import ACR
+    from semi.algorithms.base import StepInfo
+    from semi.config import Config
+
+    cfg = Config()
+    acr = ACR(cfg, 3, torch.tensor([6.0, 3.0, 1.0]), [])
+    info = StepInfo(step=0, epoch=0, total_steps=1000, total_epochs=10)
+    assert acr.debias_ramp(info) == 1.0  # off by default (the spec)
+    cfg.algorithm.debias_warmup_epochs = 2  # 200 steps
+    ramps = [acr.debias_ramp(StepInfo(step=s, epoch=s // 100, total_steps=1000, total_epochs=10))
+             for s in (0, 50, 100, 200, 900)]
+    assert ramps == [0.0, 0.25, 0.5, 1.0, 1.0]
+    # At ramp 0 the standard-head pseudo-labels are the raw softmax (no debiasing).
+    logits = torch.tensor([[2.0, 1.0, 0.0]])
+    from semi.models.heads import ModelOutput
+    weak = ModelOutput(torch.zeros(1, 4), logits, logits)
+    pl = acr.pseudo_labels(weak, StepInfo(step=0, epoch=0, total_steps=1000, total_epochs=10))
+    assert torch.allclose(pl.probs, torch.softmax(logits, dim=1))

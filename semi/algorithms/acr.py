@@ -66,17 +66,26 @@ class ACR(SemiSupervisedAlgorithm):
         self.kl_sum.zero_()
         self.kl_steps.zero_()
 
+    def debias_ramp(self, info: StepInfo) -> float:
+        """1, or the linear ramp from 0 over `algorithm.debias_warmup_epochs` (a Python float: no host sync)."""
+        warmup = self.cfg.algorithm.debias_warmup_epochs
+        if warmup <= 0:
+            return 1.0
+        steps_per_epoch = info.total_steps / info.total_epochs
+        return min(1.0, info.step / (warmup * steps_per_epoch))
+
     def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
         logits = weak.logits.float()
         raw = torch.softmax(logits / self.cfg.algorithm.temperature, dim=1)
-        debiased = torch.softmax(logits - self.tau1 * self.log_prior, dim=1)
+        debiased = torch.softmax(logits - self.debias_ramp(info) * self.tau1 * self.log_prior, dim=1)
         return PseudoLabels(debiased, raw, self.threshold)
 
     def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         """L_u^b: balanced-head pseudo-labels debiased by tau12, OR-mask with the balanced head's confidence."""
         with torch.no_grad():
-            p12 = torch.softmax(views.weak.logits.float() - self.cfg.algorithm.tau12 * self.log_prior, dim=1)
+            tau12 = self.debias_ramp(info) * self.cfg.algorithm.tau12
+            p12 = torch.softmax(views.weak.logits.float() - tau12 * self.log_prior, dim=1)
             pb = torch.softmax(views.weak.logits_balanced.float(), dim=1)
             conf12, target = p12.max(dim=1)
             conf_b, target_b = pb.max(dim=1)
