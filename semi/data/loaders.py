@@ -98,7 +98,8 @@ def _worker_init(_: int) -> None:
 
 
 def make_loader(batches: StepBatches, start_step: int, num_workers: int, prefetch: int, pin_memory: bool):
-    """Iterate steps start_step .. total-1. Workers prefetch whole batches; results do not depend on their count."""
+    """Iterate steps start_step .. total-1. Workers prefetch whole batches; results do not depend on their count.
+    One pass covers the whole run, so the workers live as long as training (persistent in effect)."""
     if num_workers == 0:
         return (batches[t] for t in range(start_step, len(batches)))
     return iter(DataLoader(batches, batch_size=None, sampler=range(start_step, len(batches)),
