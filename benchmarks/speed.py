@@ -159,13 +159,20 @@ def main() -> None:
     data = prepare_data(cfg)
     results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
                "channels_last": CHANNELS_LAST, "repeats": args.repeats, "models": []}
+    dest = ROOT / "results" / f"speed-{torch.device(args.device).type}.json"
+    previous = json.loads(dest.read_text()) if dest.is_file() else {}
     for model in args.models.split(","):
         r = measure_model(model, args.repeats, args.device, data, out)
+        r["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
         results["models"].append(r)
         print(json.dumps(r, indent=1))
+    # Models not measured this time keep their previous record (each carries its own measured_at).
+    measured = {r["model"] for r in results["models"]}
+    results["models"] += [r for r in previous.get("models", []) if r["model"] not in measured]
+    if args.no_rss and previous.get("peak_rss_mib"):
+        results["peak_rss_mib"] = previous["peak_rss_mib"]
     if not args.no_rss:
         results["peak_rss_mib"] = peak_rss_of_training(out / "rss")
-    dest = ROOT / "results" / f"speed-{torch.device(args.device).type}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(results, indent=2))
     dest.with_suffix(".md").write_text(markdown(results) + "\n")

@@ -93,3 +93,17 @@ def test_default_config_matches_the_readme_run():
 
     cfg = load_config(resolve_config_path(None))
     assert (cfg.data.name, cfg.algorithm.name, cfg.model.name, cfg.total_steps) == ("digits", "semi", "small_cnn", 1500)
+
+
+@pytest.mark.parametrize("name", ["supervised", "oracle"])
+def test_logit_adjustment_uses_the_prior_of_the_training_labels(tiny_config, name):
+    """Supervised adjusts by the labeled set's prior; the oracle, which trains on the whole pool with true labels,
+    by the pool's (here reversed, so the two differ), with the standard strength tau = 1."""
+    import numpy as np
+
+    trainer = Trainer(tiny_config(**{"algorithm.name": name, "data.unlabeled_distribution": "reversed"}))
+    d = trainer.data
+    idx = d.split.labeled if name == "supervised" else np.union1d(d.split.labeled, d.split.unlabeled)
+    counts = torch.tensor(np.bincount(d.labels[idx], minlength=d.num_classes), dtype=torch.float64)
+    assert torch.allclose(trainer.algorithm.log_prior.exp().double(), counts / counts.sum(), atol=1e-6)
+    assert trainer.algorithm.balanced_tau == (1.0 if name == "oracle" else trainer.cfg.algorithm.tau2)

@@ -144,13 +144,17 @@ class Algorithm(nn.Module):
         """L_x, plus the balanced head's logit-adjusted L_x^b when the algorithm trains that head."""
         losses = {"sup": F.cross_entropy(out.logits, y)}
         if self.trains_balanced_head:
-            tau2 = self.cfg.algorithm.tau2
-            losses["sup_bal"] = F.cross_entropy(out.logits_balanced + tau2 * self.log_prior, y)
+            losses["sup_bal"] = F.cross_entropy(out.logits_balanced + self.balanced_tau * self.log_prior, y)
         return losses
 
     @property
     def trains_balanced_head(self) -> bool:
         return self.cfg.algorithm.balanced_loss
+
+    @property
+    def balanced_tau(self) -> float:
+        """Strength of the balanced head's logit adjustment (ACR's tau2)."""
+        return self.cfg.algorithm.tau2
 
     @torch.no_grad()
     def record_pseudo_labels(self, target: Tensor, mask: Tensor, true: Tensor) -> None:

@@ -46,6 +46,11 @@ def parse_algorithm_name(name: str) -> tuple[str, list[str]]:
     return base, attached
 
 
+def base_class(name: str) -> type:
+    """The registered base class of an algorithm name ('fixmatch+semi' -> FixMatch)."""
+    return _BASES[parse_algorithm_name(name)[0]]
+
+
 def build_algorithm(cfg: Config, num_classes: int, labeled_prior: Tensor, embed_dim: int):
     from semi.algorithms.components import build_semi_components
 

@@ -21,6 +21,7 @@ import torch
 
 from semi.algorithms import build_algorithm
 from semi.algorithms.base import StepInfo
+from semi.algorithms.registry import base_class
 from semi.config import Config, save_config
 from semi.data.loaders import StepBatches, make_loader
 from semi.data.prepare import PreparedData, prepare_data
@@ -118,7 +119,13 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.ema = EMA(model, t.ema_decay, t.ema_warmup)
-        prior = torch.tensor(self.labeled_counts, dtype=torch.float64)
+        # The class prior of what the algorithm trains on with labels: the labeled set, or for the oracle the whole
+        # pool with its true labels (logit adjustment must use the training set's own prior).
+        train_idx = d.split.labeled
+        if base_class(cfg.algorithm.name).trains_on_true_labels:
+            pool = d.split.unlabeled
+            train_idx = np.union1d(train_idx, pool[d.labels[pool] >= 0])
+        prior = torch.tensor(np.bincount(d.labels[train_idx], minlength=c), dtype=torch.float64)
         self.algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim).to(self.device)
         self.train_model = model if self.world_size == 1 else dist.wrap_model(
             model, self.device, unused_parameters=not self.algorithm.trains_balanced_head)
