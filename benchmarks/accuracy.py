@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -99,9 +100,13 @@ def setting_overrides(setting: str) -> list[str]:
     return [f"data.unlabeled_distribution={setting}"]
 
 
-def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path) -> dict:
+def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fresh: bool = False) -> dict:
+    """Train one cell. A run folder left by an interrupted sweep is resumed (`--resume auto`); `fresh` deletes it
+    first (for --rerun: resuming a finished run would return its old result)."""
     setting, method, seed = cell.split("/")
     out_dir = runs_dir / protocol.name / cell.replace("/", "_")
+    if fresh and out_dir.exists():
+        shutil.rmtree(out_dir)
     args = [*protocol.overrides, *setting_overrides(setting), *extra, f"train.seed={seed}",
             f"train.out_dir={out_dir}", "train.progress=false", "train.tensorboard=false"]
     cmd = [sys.executable, "-m", "semi", "train", "--resume", "auto", *args]
@@ -213,7 +218,7 @@ def main() -> None:
         if cell in done and not args.rerun:
             continue
         print(f"[{time.strftime('%H:%M:%S')}] {protocol.name} {cell} ...", flush=True)
-        record = run_cell(protocol, cell, extra, Path(args.runs_dir))
+        record = run_cell(protocol, cell, extra, Path(args.runs_dir), fresh=args.rerun)
         records = [r for r in records if r["cell"] != cell] + [record]
         save_records(path, protocol, records)
         print(f"    top-1 {record['top1']:.1f}  balanced {record['balanced_accuracy']:.1f}  "
