@@ -964,17 +964,22 @@ def _placeholder(out_png: Path, text: str) -> Path:
     return _save(fig, Path(out_png))
 
 
-def plot_method_comparison(records: Sequence[dict[str, Any]], out_png: Path | str) -> Path:
-    """One panel per setting; per method, bars of the mean top-1 and balanced accuracy over seeds with the
-    standard deviation as error bars (n = number of seeds). Records: dicts with setting, method, seed, top1,
-    balanced_accuracy (percent). Settings and methods keep their order of first appearance."""
+_COMPARISON_METRICS = (("top1", "top-1", "#1f77b4"), ("balanced_accuracy", "balanced", "#ff7f0e"))
+
+
+def plot_method_comparison(records: Sequence[dict[str, Any]], out_png: Path | str,
+                           metrics: Sequence[tuple[str, str, str]] = _COMPARISON_METRICS,
+                           title: str = "Method comparison: top-1 and balanced accuracy") -> Path:
+    """One panel per setting; per method, bars of the mean of each metric over seeds (default top-1 and balanced
+    accuracy; `metrics` = (record key, label, colour) pairs) with the standard deviation as error bars (n =
+    number of seeds). Records: dicts with setting, method, seed and the metric keys (percent). Settings and
+    methods keep their order of first appearance."""
     out_png = Path(out_png)
     records = [r for r in records if isinstance(r, dict)]
     if not records:
         return _placeholder(out_png, "no records to compare")
     settings = _ordered(str(r.get("setting", "?")) for r in records)
     methods = _ordered(str(r.get("method", "?")) for r in records)
-    metrics = (("top1", "top-1", "#1f77b4"), ("balanced_accuracy", "balanced", "#ff7f0e"))
     width = max(3.8, 1.0 * len(methods) + 1.4)
     fig = _new_figure(min(40.0, width * len(settings) + 0.5), 5.0)
     axes = np.atleast_1d(fig.subplots(1, len(settings), sharey=True, squeeze=False)[0])
@@ -982,12 +987,12 @@ def plot_method_comparison(records: Sequence[dict[str, Any]], out_png: Path | st
     top = 0.0
     for ax, setting in zip(axes, settings, strict=True):
         rows = [r for r in records if str(r.get("setting", "?")) == setting]
-        bar_w = 0.38
+        bar_w = 0.76 / len(metrics)
         for i, (key, label, colour) in enumerate(metrics):
             stats = [_mean_std([r.get(key) for r in rows if str(r.get("method", "?")) == m]) for m in methods]
             means = np.asarray([s[0] for s in stats])
             stds = np.asarray([s[1] for s in stats])
-            xs = np.arange(len(methods)) + (i - 0.5) * bar_w
+            xs = np.arange(len(methods)) + (i - (len(metrics) - 1) / 2) * bar_w
             ax.bar(xs, np.nan_to_num(means), bar_w, yerr=np.nan_to_num(stds), capsize=3, color=colour,
                    edgecolor="black", linewidth=0.5, label=label, error_kw={"elinewidth": 1.0})
             for x, (mean, std, n) in zip(xs, stats, strict=True):
@@ -1011,7 +1016,7 @@ def plot_method_comparison(records: Sequence[dict[str, Any]], out_png: Path | st
     axes[0].set_ylabel("test accuracy (%), mean ± std over seeds")
     axes[0].set_ylim(0, min(100.0, top) + 14 if top > 0 else 100)
     axes[0].legend(fontsize=8, loc="upper left", ncols=2)
-    fig.suptitle("Method comparison: top-1 and balanced accuracy")
+    fig.suptitle(title)
     return _save(fig, out_png)
 
 
