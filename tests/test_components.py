@@ -134,3 +134,23 @@ def test_acr_debias_ramp():
     weak = ModelOutput(torch.zeros(1, 4), logits, logits)
     pl = acr.pseudo_labels(weak, StepInfo(step=0, epoch=0, total_steps=1000, total_epochs=10))
     assert torch.allclose(pl.probs, torch.softmax(logits, dim=1))
+
+
+@pytest.mark.parametrize("counting, expected", [("images", [0.75, 0.25, 0.0]), ("presence", [0.5, 0.5, 0.0])])
+def test_acr_estimate_counts_images_or_class_presence(counting, expected):
+    """One step of the estimate (momentum 0, so it equals the batch's normalised counts): 3 confident images of
+    class 0 and 1 of class 1; the labeled-and-unlabeled image (class 2) is left out."""
+    from types import SimpleNamespace
+
+    from semi.algorithms.acr import ACR
+    from semi.algorithms.base import StepInfo
+    from semi.config import Config
+
+    cfg = Config()
+    cfg.algorithm.estimate_counting, cfg.algorithm.est_momentum, cfg.algorithm.est_epoch = counting, 0.0, 0
+    acr = ACR(cfg, 3, torch.tensor([6.0, 3.0, 1.0]), [])
+    acr._estimate_labels = (torch.tensor([0, 0, 0, 1, 2]), torch.tensor([True, True, True, True, True]))
+    batch = {"u_is_labeled": torch.tensor([False, False, False, False, True])}
+    acr.observe(SimpleNamespace(), SimpleNamespace(), batch, StepInfo(step=0, epoch=1, total_steps=10, total_epochs=1),
+                {})
+    assert acr.u_estimate.tolist() == expected

@@ -109,7 +109,10 @@ class ACR(SemiSupervisedAlgorithm):
             return
         target, mask = self._estimate_labels
         keep = (mask & ~batch["u_is_labeled"]).float()  # images that are also labeled stay out of the estimate
-        hist = all_reduce_sum(torch.zeros(self.num_classes, device=target.device).index_add_(0, target, keep))
+        hist = torch.zeros(self.num_classes, device=target.device).index_add_(0, target, keep)
+        if self.cfg.algorithm.estimate_counting == "presence":
+            hist = (hist > 0).float()
+        hist = all_reduce_sum(hist)
         total = hist.sum()
         m = self.cfg.algorithm.est_momentum
         updated = m * self.u_estimate + (1 - m) * hist / total.clamp_min(1)
