@@ -208,7 +208,7 @@ def figures(records: list[dict], protocol: str) -> list[Path]:
     base = [r for r in main if r["method"] in ("acr", "semi") and r["setting"] in ("consistent", "reversed")]
     if extra:
         plot_method_comparison(base + extra, out[2], metrics,
-                               f"{protocol}: SeMi ablation (one component removed) and the debiasing warm-up")
+                               f"{protocol}: SeMi ablation (one part removed) and variants (debias warm-up, presence-counted estimate)")
     else:
         out.pop()
     return out
