@@ -208,7 +208,8 @@ def figures(records: list[dict], protocol: str) -> list[Path]:
     base = [r for r in main if r["method"] in ("acr", "semi") and r["setting"] in ("consistent", "reversed")]
     if extra:
         plot_method_comparison(base + extra, out[2], metrics,
-                               f"{protocol}: SeMi ablation (one part removed) and variants (debias warm-up, presence-counted estimate)")
+                               f"{protocol}: SeMi ablation (one part removed) and variants "
+                               "(debias warm-up, presence-counted estimate)")
     else:
         out.pop()
     return out
