@@ -60,25 +60,23 @@ def _interleaved_medians(fns: dict, repeats: int, warmup: int, device: torch.dev
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-CHANNELS_LAST = True  # as the training configs; --no-channels-last to compare
-
-
-def config_for(model: str, method: str, out: Path, device: str):
+def config_for(model: str, method: str, out: Path, device: str, channels_last: bool = True):
+    """The benchmark's CIFAR-10-LT config (channels-last as the training configs unless told otherwise)."""
     return load_config(None, [
         "data.name=cifar10", "data.num_labeled_max=1500", "data.num_unlabeled_max=3000", "data.imbalance_labeled=100",
         f"model.name={model}", f"algorithm.name={method}", "train.batch_size=64", "train.mu=1",
         "train.epochs=500", "train.steps_per_epoch=500", "train.progress=false", "train.tensorboard=false",
         f"train.out_dir={out}", f"train.device={device}", "semi.warmup_epochs=0", "algorithm.est_epoch=0",
-        f"train.channels_last={str(CHANNELS_LAST).lower()}"])
+        f"train.channels_last={str(channels_last).lower()}"])
 
 
-def measure_model(model: str, repeats: int, device: str, data, out: Path) -> dict:
+def measure_model(model: str, repeats: int, device: str, data, out: Path, channels_last: bool = True) -> dict:
     fns = {}
     trainer = None
     for method in METHODS:
-        trainer = Trainer(config_for(model, method, out / method, device), data=data)
-        full = Trainer(config_for(model, "fixmatch", out / "batch", device), data=data) if method == "supervised" \
-            else trainer
+        trainer = Trainer(config_for(model, method, out / method, device, channels_last), data=data)
+        full = trainer if method != "supervised" else Trainer(  # supervised batches lack the unlabeled views
+            config_for(model, "fixmatch", out / "batch", device, channels_last), data=data)
         batch = trainer.to_device(full.batches[0])  # the same 3-view batch for every method
         if method == "supervised":
             batch = {k: batch[k] for k in ("x_l", "y_l")}
@@ -150,19 +148,18 @@ def main() -> None:
     p.add_argument("--no-rss", action="store_true")
     p.add_argument("--no-channels-last", action="store_true")
     args = p.parse_args()
-    global CHANNELS_LAST
-    CHANNELS_LAST = not args.no_channels_last
+    channels_last = not args.no_channels_last
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path("/tmp/semi-speed")
     cfg = config_for("small_cnn", "fixmatch", out, args.device)
     data = prepare_data(cfg)
     results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "channels_last": CHANNELS_LAST, "repeats": args.repeats, "models": []}
+               "channels_last": channels_last, "repeats": args.repeats, "models": []}
     dest = ROOT / "results" / f"speed-{torch.device(args.device).type}.json"
     previous = json.loads(dest.read_text()) if dest.is_file() else {}
     for model in args.models.split(","):
-        r = measure_model(model, args.repeats, args.device, data, out)
+        r = measure_model(model, args.repeats, args.device, data, out, channels_last)
         r["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
         results["models"].append(r)
         print(json.dumps(r, indent=1))

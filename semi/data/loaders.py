@@ -59,10 +59,7 @@ class StepBatches(Dataset):
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()  # N, C, H, W uint8
         labels = torch.from_numpy(data.labels)
         split = data.split
-        labeled = torch.from_numpy(split.labeled)
-        if true_labels:  # oracle: every pool image with a known label is labeled
-            pool = torch.from_numpy(split.unlabeled)
-            labeled = torch.unique(torch.cat([labeled, pool[labels[pool] >= 0]]))
+        labeled = torch.from_numpy(data.labeled_indices(true_labels))  # oracle: the pool's known labels too
         self.labeled_idx, self.labels = labeled, labels
         self.unlabeled_idx = torch.from_numpy(split.unlabeled)
         is_labeled = torch.zeros(len(labels), dtype=torch.bool)

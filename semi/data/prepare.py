@@ -34,6 +34,14 @@ class PreparedData:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def labeled_indices(self, true_labels: bool = False) -> np.ndarray:
+        """Training images used with their labels: the labeled split (in its order), or for the oracle
+        (`true_labels`) also every pool image whose label is known (sorted, unique)."""
+        if not true_labels:
+            return self.split.labeled
+        pool = self.split.unlabeled
+        return np.union1d(self.split.labeled, pool[self.labels[pool] >= 0])
+
     @property
     def labeled_prior(self) -> np.ndarray:
         counts = np.bincount(self.labels[self.split.labeled], minlength=self.num_classes).astype(np.float64)

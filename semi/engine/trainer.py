@@ -121,10 +121,7 @@ class Trainer:
         self.ema = EMA(model, t.ema_decay, t.ema_warmup)
         # The class prior of what the algorithm trains on with labels: the labeled set, or for the oracle the whole
         # pool with its true labels (logit adjustment must use the training set's own prior).
-        train_idx = d.split.labeled
-        if base_class(cfg.algorithm.name).trains_on_true_labels:
-            pool = d.split.unlabeled
-            train_idx = np.union1d(train_idx, pool[d.labels[pool] >= 0])
+        train_idx = d.labeled_indices(true_labels=base_class(cfg.algorithm.name).trains_on_true_labels)
         prior = torch.tensor(np.bincount(d.labels[train_idx], minlength=c), dtype=torch.float64)
         self.algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim).to(self.device)
         self.train_model = model if self.world_size == 1 else dist.wrap_model(

@@ -320,6 +320,20 @@ def _no_data(ax: Any, text: str) -> None:
     ax.set_yticks([])
 
 
+def _finish_percent_axis(ax: Any, n_lines: int, ylabel: str, empty_text: str) -> None:
+    """Labels, 0-100 range, grid and (for several lines) a legend for a percentage over training steps; a
+    placeholder text when nothing was drawn."""
+    if not n_lines:
+        _no_data(ax, empty_text)
+        return
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-2, 102)
+    ax.grid(True, alpha=0.3)
+    if n_lines > 1:
+        ax.legend(fontsize=8, loc="best")
+
+
 # ------------------------------------------------------------------------------------------ the run's figures
 def plot_training_curves(run: RunData, out_png: Path) -> Path | None:
     """Loss terms (log y when positive), test accuracy over evaluations, mask rate over training."""
@@ -390,15 +404,7 @@ def plot_training_curves(run: RunData, out_png: Path) -> Path | None:
         n_acc += 1
     head = run.final.get("head_used") if isinstance(run.final, dict) else None
     ax_acc.set_title("Test accuracy over evaluations" + (f"\n(EMA model, {head} head)" if head else ""))
-    if n_acc:
-        ax_acc.set_xlabel("training step")
-        ax_acc.set_ylabel("accuracy (%)")
-        ax_acc.set_ylim(-2, 102)
-        ax_acc.grid(True, alpha=0.3)
-        if n_acc > 1:
-            ax_acc.legend(fontsize=8, loc="best")
-    else:
-        _no_data(ax_acc, "no evaluations logged")
+    _finish_percent_axis(ax_acc, n_acc, "accuracy (%)", "no evaluations logged")
 
     # mask rate
     n_mask = 0
@@ -415,15 +421,8 @@ def plot_training_curves(run: RunData, out_png: Path) -> Path | None:
             ax_mask.plot(steps, values, color="#2ca02c", marker="o", label="per evaluation window")
             n_mask += 1
     ax_mask.set_title("Mask rate (unlabeled images above the threshold)")
-    if n_mask:
-        ax_mask.set_xlabel("training step")
-        ax_mask.set_ylabel("mask rate (% of unlabeled batch)")
-        ax_mask.set_ylim(-2, 102)
-        ax_mask.grid(True, alpha=0.3)
-        if n_mask > 1:
-            ax_mask.legend(fontsize=8, loc="best")
-    else:
-        _no_data(ax_mask, "no mask rate logged\n(the algorithm uses no pseudo-labels)")
+    _finish_percent_axis(ax_mask, n_mask, "mask rate (% of unlabeled batch)",
+                         "no mask rate logged\n(the algorithm uses no pseudo-labels)")
     return _save(fig, out_png)
 
 
