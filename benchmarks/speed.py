@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -115,8 +115,17 @@ def peak_rss_of_training(out: Path) -> float:
     cmd = [sys.executable, "-m", "semi", "train", "--config", "cifar10_lt_cpu", "train.epochs=1",
            "train.steps_per_epoch=20", "train.eval_every=20", "train.progress=false", f"train.out_dir={out}",
            "data.num_workers=0"]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # os.wait4 gives this child's own peak. RUSAGE_CHILDREN would be the maximum over every child this process
+    # ever had, including forked loader workers that inherit (and count) the benchmark's own large RSS.
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "stderr.txt", "w+b") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"training for the RSS measurement failed: {err.read().decode()[-2000:]}")
+    return usage.ru_maxrss / 1024
 
 
 def markdown(results: dict) -> str:
