@@ -94,7 +94,7 @@ class TrainConfig:
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:N."""
     amp: Literal["none", "bf16", "fp16"] = "none"
-    """Mixed precision on CUDA (ignored on CPU)."""
+    """Mixed precision: bf16 autocast (CUDA or CPU), or fp16 autocast with a gradient scaler (CUDA only)."""
     channels_last: bool = False
     compile: bool = False
     sync_bn: bool = False

@@ -107,3 +107,25 @@ def test_logit_adjustment_uses_the_prior_of_the_training_labels(tiny_config, nam
     counts = torch.tensor(np.bincount(d.labels[idx], minlength=d.num_classes), dtype=torch.float64)
     assert torch.allclose(trainer.algorithm.log_prior.exp().double(), counts / counts.sum(), atol=1e-6)
     assert trainer.algorithm.balanced_tau == (1.0 if name == "oracle" else trainer.cfg.algorithm.tau2)
+
+
+@pytest.mark.parametrize("name", ["fixmatch+semi", "semi"])
+def test_bf16_autocast_runs_the_whole_step(tiny_config, name):
+    """train.amp=bf16 also autocasts on CPU, so the mixed-precision path (bf16 embeddings into the float32 bank,
+    prototypes, losses) is exercised without a GPU: the forward really runs in bf16, the state stays float32."""
+    trainer = Trainer(tiny_config(**{"algorithm.name": name, "train.amp": "bf16"}))
+    seen = []
+    trainer.model.register_forward_hook(lambda mod, inp, out: seen.append(out.logits.dtype) if mod.training else None)
+    saved = trainer.fit()
+    assert trainer.amp_dtype is torch.bfloat16 and set(seen) == {torch.bfloat16}
+    bank = next(m for m in trainer.algorithm.modules() if hasattr(m, "class_sum"))
+    assert bank.embeddings.dtype == bank.class_sum.dtype == torch.float32 and bank.fill_counts().sum() > 0
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert 0 <= saved["metrics"]["top1"] <= 100
+
+
+def test_fp16_on_cpu_falls_back_to_float32(capsys):
+    from semi.engine.trainer import amp_dtype
+
+    assert amp_dtype("fp16", torch.device("cpu")) is None and "needs CUDA" in capsys.readouterr().err
+    assert amp_dtype("bf16", torch.device("cpu")) is torch.bfloat16 and amp_dtype("none", torch.device("cpu")) is None

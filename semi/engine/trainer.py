@@ -44,6 +44,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype. bf16 also runs on CPU (slow, but it exercises the mixed-precision path without a
+    GPU); fp16 needs CUDA's gradient scaler, so on CPU it falls back to float32 with a warning."""
+    if amp == "fp16" and device.type != "cuda":
+        print("train.amp=fp16 needs CUDA: training in float32 on this device (train.amp=bf16 runs on CPU)",
+              file=sys.stderr)
+        return None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -130,8 +140,7 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
         self.optimizer = build_optimizer(model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.total_steps)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp) if self.device.type == "cuda" \
-            else None
+        self.amp_dtype = amp_dtype(t.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
 
         self.batches = StepBatches(d, t.batch_size, t.mu, t.seed, cfg.total_steps,
