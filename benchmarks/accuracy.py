@@ -46,6 +46,9 @@ VARIANTS = {
     # ACR's released code counts each class once per batch in its estimate (see algorithm.estimate_counting).
     "acr+presence_estimate": ["algorithm.name=acr", "algorithm.estimate_counting=presence"],
     "semi+presence_estimate": ["algorithm.name=semi", "algorithm.estimate_counting=presence"],
+    # ACR's released code halves the symmetric KL (see algorithm.symmetric_kl).
+    "acr+kl_mean": ["algorithm.name=acr", "algorithm.symmetric_kl=mean"],
+    "semi+kl_mean": ["algorithm.name=semi", "algorithm.symmetric_kl=mean"],
 }
 
 

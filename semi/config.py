@@ -142,6 +142,10 @@ class AlgorithmConfig:
     max softmax(g2) >= tau; the spec's "balanced head's masked pseudo-labels"), or 'debiased': the targets of the
     balanced-head loss (argmax p12 under its OR-mask). The latter over-counts tail classes early in training
     (tau12 = 2 over-corrects an untrained head) and locked tau1 at tau_max in our CIFAR-10-LT CPU runs."""
+    symmetric_kl: Literal["sum", "mean"] = "sum"
+    """The symmetric KL between the estimate and each anchor: 'sum' = KL(u||a) + KL(a||u) (Jeffreys' divergence,
+    the usual meaning and ours), 'mean' = half of it, as ACR's released code computes it. The softmax over the
+    three anchors is not scale-free, so 'mean' gives a less extreme tau1 (u = prior, gamma 100: 0.08 vs 0.004)."""
     estimate_counting: Literal["images", "presence"] = "images"
     """How a batch adds to ACR's estimate: 'images' counts every counted image (the spec's words); 'presence'
     counts each class present in the batch once, as ACR's released code does in effect (an advanced-index `+=`

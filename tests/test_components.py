@@ -115,6 +115,29 @@ def test_acr_tau1_before_the_first_estimate(init, expected):
     assert float(acr.tau1) == expected
 
 
+@pytest.mark.parametrize("convention, expected", [("sum", 0.0037), ("mean", 0.0760)])
+def test_acr_tau1_for_an_estimate_equal_to_the_prior(convention, expected):
+    """CIFAR-10-LT counts (gamma 100): KLs to the anchors (0, 1.57, 6.28) give tau1 = 2 / (1 + e^1.57 + e^6.28)
+    with the Jeffreys sum, and 2 / (1 + e^0.79 + e^3.14) with ACR's released halving."""
+    from semi.algorithms.acr import ACR
+    from semi.algorithms.base import StepInfo
+    from semi.config import Config
+
+    cfg = Config()
+    cfg.algorithm.symmetric_kl = convention
+    counts = torch.tensor(longtail_counts(1500, 100, 10))
+    acr = ACR(cfg, 10, counts.float(), [])
+    acr.u_estimate.copy_(counts / counts.sum())
+    targets = torch.repeat_interleave(torch.arange(10), counts)  # a batch distributed exactly as the prior
+    acr._estimate_labels = (targets, torch.ones_like(targets, dtype=torch.bool))
+    batch = {"u_is_labeled": torch.zeros_like(targets, dtype=torch.bool)}
+    info = StepInfo(step=700, epoch=cfg.algorithm.est_epoch + 1, total_steps=1000, total_epochs=10)
+    for _ in range(3):
+        acr.observe(None, None, batch, info, {})
+    acr.update_tau1()
+    assert float(acr.tau1) == pytest.approx(expected, abs=1e-4)
+
+
 def test_acr_debias_ramp():
     from semi.algorithms.acr import ACR
     from semi.algorithms.base import StepInfo

@@ -117,7 +117,8 @@ class ACR(SemiSupervisedAlgorithm):
         m = self.cfg.algorithm.est_momentum
         updated = m * self.u_estimate + (1 - m) * hist / total.clamp_min(1)
         self.u_estimate.copy_(torch.where(total > 0, updated, self.u_estimate))
-        self.kl_sum += symmetric_kl(self.u_estimate[None], self.anchors)
+        kl = symmetric_kl(self.u_estimate[None], self.anchors)
+        self.kl_sum += 0.5 * kl if self.cfg.algorithm.symmetric_kl == "mean" else kl
         self.kl_steps += 1
 
     def diagnostics(self) -> dict[str, object]:
