@@ -52,6 +52,8 @@ class ACR(SemiSupervisedAlgorithm):
         return True
 
     def estimating(self, epoch: int) -> bool:
+        # Epochs count from 0 and estimation starts after epoch E_est, as in ACR's released code (`epoch >
+        # est_epoch`); SeMi's warm-up uses the same convention (spec 5: "epoch index > E_est").
         return epoch > self.cfg.algorithm.est_epoch
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -75,9 +77,9 @@ class ACR(SemiSupervisedAlgorithm):
         return min(1.0, info.step / (warmup * steps_per_epoch))
 
     def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
-        logits = weak.logits.float()
-        raw = torch.softmax(logits / self.cfg.algorithm.temperature, dim=1)
-        debiased = torch.softmax(logits - self.debias_ramp(info) * self.tau1 * self.log_prior, dim=1)
+        logits, t = weak.logits.float(), self.cfg.algorithm.temperature  # T divides every pseudo-label, as in ACR
+        raw = torch.softmax(logits / t, dim=1)
+        debiased = torch.softmax((logits - self.debias_ramp(info) * self.tau1 * self.log_prior) / t, dim=1)
         return PseudoLabels(debiased, raw, self.threshold)
 
     def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
@@ -85,8 +87,9 @@ class ACR(SemiSupervisedAlgorithm):
         """L_u^b: balanced-head pseudo-labels debiased by tau12, OR-mask with the balanced head's confidence."""
         with torch.no_grad():
             tau12 = self.debias_ramp(info) * self.cfg.algorithm.tau12
-            p12 = torch.softmax(views.weak.logits.float() - tau12 * self.log_prior, dim=1)
-            pb = torch.softmax(views.weak.logits_balanced.float(), dim=1)
+            t = self.cfg.algorithm.temperature
+            p12 = torch.softmax((views.weak.logits.float() - tau12 * self.log_prior) / t, dim=1)
+            pb = torch.softmax(views.weak.logits_balanced.float() / t, dim=1)
             conf12, target = p12.max(dim=1)
             conf_b, target_b = pb.max(dim=1)
             mask = (conf12 >= self.threshold) | (conf_b >= self.threshold)
