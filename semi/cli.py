@@ -100,7 +100,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     values = deep_merge(state["config"], over)
     values["train"] = {**values.get("train", {}), "progress": False, "tensorboard": False}
     cfg = config_from_dict(values)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, read_only=True)
     trainer.load_state_dict(state, Path(args.checkpoint))
     ev = trainer.evaluate()
     out = {k: v for k, v in ev.items() if k != "heads"}

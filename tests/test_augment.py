@@ -281,3 +281,18 @@ def test_cuda_matches_cpu():
     gpu = A.Augmenter().views(x.cuda(), torch.Generator().manual_seed(4))
     for a, b in zip(cpu, gpu):
         assert b.device.type == "cuda" and torch.equal(a, b.cpu())
+
+
+def test_loader_workers_leave_the_global_rng_alone(tiny_config):
+    """Starting the workers must not draw from the global RNG: a resumed run restores that RNG before starting
+    them and a fresh run does not, so a draw would make the two runs differ from then on."""
+    from semi.data.loaders import StepBatches, make_loader
+    from semi.data.prepare import prepare_data
+
+    cfg = tiny_config()
+    batches = StepBatches(prepare_data(cfg), 8, 1, 0, 4)
+    before = torch.get_rng_state()
+    loader = make_loader(batches, 0, num_workers=1, prefetch=2, pin_memory=False)
+    next(loader)
+    assert torch.equal(torch.get_rng_state(), before)
+    del loader

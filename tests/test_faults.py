@@ -140,6 +140,42 @@ def test_nonfinite_skip_mode_counts_skipped_steps(tiny_config, monkeypatch):
     assert results["skipped_steps"] == 2 and results["steps"] == 12
 
 
+def test_skip_mode_rolls_back_what_the_step_observed_and_still_evaluates(tiny_config, monkeypatch):
+    """A skipped step leaves the algorithm state (bank, estimates, counters) as it was, and a skipped step that
+    ends on an evaluation boundary (step 6 of eval_every 6) still evaluates and checkpoints."""
+    from semi.algorithms.acr import ACR
+    from semi.engine.trainer import Trainer
+
+    original = ACR.training_step
+
+    def poisoned(self, model, batch, info):
+        result = original(self, model, batch, info)
+        if info.step == 5:
+            result.loss = result.loss * float("nan")
+        return result
+
+    monkeypatch.setattr(ACR, "training_step", poisoned)
+    trainer = Trainer(tiny_config(**{"algorithm.name": "semi", "train.nonfinite": "skip"}))
+    seen = {}
+    train_step = trainer.train_step
+
+    def spy(batch, info):
+        before = {k: v.clone() for k, v in trainer.algorithm.state_dict().items()}
+        out = train_step(batch, info)
+        if info.step == 5:
+            after = {k: v.clone() for k, v in trainer.algorithm.state_dict().items()}
+            seen["before"], seen["after"], seen["out"] = before, after, out
+        return out
+
+    trainer.train_step = spy
+    results = trainer.fit()
+    assert seen["out"] is None and results["skipped_steps"] == 1 and results["steps"] == 12
+    changed = [k for k, v in seen["before"].items() if not torch.equal(v, seen["after"][k])]
+    assert changed == []
+    assert [h["step"] for h in results["history"]] == [6, 12]
+    assert 6 in [s for s, _ in step_checkpoints(Path(trainer.cfg.train.out_dir) / "checkpoints")]
+
+
 def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "results.json"
     atomic_write_bytes(target, b"old")

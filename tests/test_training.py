@@ -81,10 +81,29 @@ def test_semi_eval_reports_the_checkpoint_metrics(tiny_config, capsys):
 
     cfg = tiny_config(**{"algorithm.name": "semi"})
     results = Trainer(cfg).fit()
-    assert main(["eval", "--checkpoint", str(Path(cfg.train.out_dir) / "checkpoints" / "latest.pt")]) == 0
+    folder = Path(cfg.train.out_dir) / "checkpoints"
+    in_flight = folder / ".step-0000099.pt.tmp-4242"  # a training process writing into the same run right now
+    in_flight.write_bytes(b"partial")
+    assert main(["eval", "--checkpoint", str(folder / "latest.pt")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["step"] == 12 and out["head_used"] == "balanced"
     assert out["top1"] == results["metrics"]["top1"]  # the same EMA model on the same test set
+    assert in_flight.exists()  # eval touches nothing in the run directory
+
+
+def test_step_checkpoints_carry_the_best_validation_score(tiny_config):
+    """Resuming from a step checkpoint must not forget the best validation score it just reached, or best.pt
+    could later be replaced by a worse model."""
+    from semi.engine.checkpoint import load_checkpoint
+
+    cfg = tiny_config(**{"algorithm.name": "fixmatch", "data.val_per_class": 2, "train.eval_every": 4,
+                         "train.keep_checkpoints": 5})
+    results = Trainer(cfg).fit()
+    folder = Path(cfg.train.out_dir) / "checkpoints"
+    for h in results["history"]:
+        state = load_checkpoint(folder / f"step-{h['step']:07d}.pt")
+        best_so_far = max(x["val_top1"] for x in results["history"] if x["step"] <= h["step"])
+        assert state["best_val"] == best_so_far
 
 
 def test_default_config_matches_the_readme_run():

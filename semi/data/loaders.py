@@ -10,6 +10,8 @@ number of data loader workers or on where a run was resumed.
 
 from __future__ import annotations
 
+import signal
+
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -92,6 +94,10 @@ class StepBatches(Dataset):
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers augment whole batches; one thread each avoids oversubscription
+    # Ctrl-C reaches the whole process group: the workers must not die of it while the main process saves a
+    # checkpoint and exits cleanly (it ends them itself).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def make_loader(batches: StepBatches, start_step: int, num_workers: int, prefetch: int, pin_memory: bool):
@@ -102,5 +108,8 @@ def make_loader(batches: StepBatches, start_step: int, num_workers: int, prefetc
     return iter(DataLoader(batches, batch_size=None, sampler=range(start_step, len(batches)),
                            num_workers=num_workers, prefetch_factor=prefetch, pin_memory=pin_memory,
                            worker_init_fn=_worker_init, persistent_workers=False,
+                           # its own generator: the workers' base seed must not draw from the global RNG, which
+                           # a resumed run restores before this call and a fresh run does not
+                           generator=torch.Generator(),
                            multiprocessing_context="fork" if torch.multiprocessing.get_start_method(True) in (
                                None, "fork") else None))

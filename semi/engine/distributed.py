@@ -62,6 +62,18 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
+    if is_distributed():
+        tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return t
+
+
+def all_reduce_min(t: torch.Tensor) -> torch.Tensor:
+    if is_distributed():
+        tdist.all_reduce(t, op=tdist.ReduceOp.MIN)
+    return t
+
+
 def broadcast_buffers(module: nn.Module) -> None:
     """Rank 0's buffers (BatchNorm running statistics) to every rank: DDP keeps them per rank, and a sharded
     evaluation must use one model."""

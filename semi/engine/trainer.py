@@ -92,7 +92,8 @@ class _StopRequest:
         if self.signal is not None:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.signal = signum
-        print(f"\nreceived {signal.Signals(signum).name}: saving a checkpoint at the end of this step",
+        print(f"\nreceived {signal.Signals(signum).name}: saving a checkpoint at the end of this step (under "
+              f"DDP: at the next log boundary)",
               file=sys.stderr)
 
     def __exit__(self, *exc: Any) -> None:
@@ -101,13 +102,14 @@ class _StopRequest:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, data: PreparedData | None = None):
+    def __init__(self, cfg: Config, data: PreparedData | None = None, read_only: bool = False):
+        """read_only (`semi eval`): touch nothing in the run directory, which a training may be writing to."""
         self.cfg = cfg
         t = cfg.train
         self.run_dir = Path(t.out_dir)
         self.rank, self.world_size = dist.rank(), dist.world_size()
         self.is_main = self.rank == 0
-        if self.is_main:
+        if self.is_main and not read_only:
             check_writable(self.run_dir)
         if t.threads:
             torch.set_num_threads(t.threads)
@@ -148,7 +150,7 @@ class Trainer:
                                    true_labels=self.algorithm.trains_on_true_labels,
                                    rank=self.rank, world_size=self.world_size)
         self.checkpoints = CheckpointManager(self.run_dir, t.keep_checkpoints)
-        if self.is_main:
+        if self.is_main and not read_only:
             self.checkpoints.remove_stale_temporaries()
         self.step = 0
         self.history: list[dict[str, Any]] = []
@@ -167,7 +169,8 @@ class Trainer:
             "history": self.history, "best_val": self.best_val, "skipped_steps": self.skipped_steps,
             "train_seconds": self.train_seconds,
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+                    # this device's generator only: get_rng_state_all() would wake every visible GPU
+                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
             "config": self.cfg.to_dict(), "signature": self.signature(),
         }
 
@@ -203,8 +206,9 @@ class Trainer:
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
         torch.set_rng_state(rng["torch"])
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        cuda_rng = rng.get("cuda")
+        if isinstance(cuda_rng, torch.Tensor) and self.device.type == "cuda":  # (older checkpoints: a list)
+            torch.cuda.set_rng_state(cuda_rng, self.device)
 
     def resume(self, spec: str) -> Path | None:
         """spec: a checkpoint path, or 'auto' (the newest valid checkpoint of the run directory, if any)."""
@@ -255,6 +259,7 @@ class Trainer:
         window, data_seconds, window_start = 0, 0.0, time.perf_counter()
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         bad_terms: list[str] = []
+        stopped = False
         with _StopRequest() as stop:
             while self.step < total:
                 step = self.step
@@ -265,30 +270,30 @@ class Trainer:
                 batch = self.to_device(self._next_batch(loader))
                 data_seconds += time.perf_counter() - t0
                 result = self.train_step(batch, info)
-                if result is None:  # a skipped non-finite step
-                    self.step += 1
-                    continue
-                finite = torch.isfinite(result.loss)
                 self.step += 1
-                first_bad = torch.where((first_bad < 0) & ~finite, step, first_bad)
-                if not bad_terms and t.nonfinite == "stop" and self.device.type == "cpu" and not bool(finite):
-                    bad_terms = [k for k, v in result.losses.items() if not torch.isfinite(v).all()]
-                for k, v in {"loss": result.loss, **{f"loss_{n}": x for n, x in result.losses.items()},
-                             **result.logs}.items():
-                    v = v.detach().float()
-                    sums[k] = sums[k] + v if k in sums else v
-                    self._eval_sums[k] = self._eval_sums[k] + v if k in self._eval_sums else v
-                self._eval_steps += 1
-                window += 1
+                if result is not None:  # None: a skipped non-finite step (train.nonfinite=skip)
+                    finite = torch.isfinite(result.loss)
+                    first_bad = torch.where((first_bad < 0) & ~finite, step, first_bad)
+                    if not bad_terms and t.nonfinite == "stop" and self.device.type == "cpu" and not bool(finite):
+                        bad_terms = [k for k, v in result.losses.items() if not torch.isfinite(v).all()]
+                    for k, v in {"loss": result.loss, **{f"loss_{n}": x for n, x in result.losses.items()},
+                                 **result.logs}.items():
+                        v = v.detach().float()
+                        sums[k] = sums[k] + v if k in sums else v
+                        self._eval_sums[k] = self._eval_sums[k] + v if k in self._eval_sums else v
+                    self._eval_steps += 1
+                    window += 1
                 if progress is not None:
                     progress.update(1)
                 last = self.step == total
-                if self.step % t.log_every == 0 or last or self.step % t.eval_every == 0 or stop.signal:
+                boundary = self.step % t.log_every == 0 or last or self.step % t.eval_every == 0
+                stopped = self._stop_agreed(stop.signal, boundary)
+                if boundary or stopped:
                     self._check_finite(first_bad, bad_terms)
                     elapsed = time.perf_counter() - window_start
                     self.train_seconds += elapsed
                     scalars = {k: float(v) / window for k, v in sums.items()}
-                    scalars.update(lr=self.optimizer.param_groups[0]["lr"], step_seconds=elapsed / window,
+                    scalars.update(lr=self.optimizer.param_groups[0]["lr"], step_seconds=elapsed / max(window, 1),
                                    data_share=data_seconds / max(elapsed, 1e-9))
                     logger.log("train", self.step, scalars)
                     if progress is not None:
@@ -297,28 +302,46 @@ class Trainer:
                     sums, window, data_seconds, window_start = {}, 0, 0.0, time.perf_counter()
                 if self.step % t.eval_every == 0 or last:
                     self.evaluate_and_checkpoint(logger)
-                elif stop.signal:
+                elif stopped:
                     self.save_checkpoint()
-                if stop.signal:
+                if stopped:
                     break
         if progress is not None:
             progress.close()
         logger.close()
-        if stop.signal:
-            raise SemiError(f"stopped by {signal.Signals(stop.signal).name} at step {self.step}; checkpoint saved in "
+        if stopped and self.step < total:
+            how = signal.Signals(stop.signal).name if stop.signal else "a signal to another rank"
+            raise SemiError(f"stopped by {how} at step {self.step}; checkpoint saved in "
                             f"{self.checkpoints.folder} (continue with --resume auto)", exit_code=130)
         return self.finish()
+
+    def _stop_agreed(self, signalled: int | None, boundary: bool) -> bool:
+        """Stop after this step? A single process stops at once. Under DDP every rank must stop after the same
+        step (one that leaves early strands the others in a collective), so the ranks agree at log boundaries."""
+        if self.world_size == 1:
+            return signalled is not None
+        if not boundary:
+            return False
+        flag = torch.tensor(float(signalled is not None), device=self.device)
+        return bool(dist.all_reduce_max(flag) > 0)
 
     def train_step(self, batch: dict[str, torch.Tensor], info: StepInfo):
         """Forward, losses, backward, optimiser, schedule, EMA. Returns None for a skipped non-finite step."""
         self.train_model.train()
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+        skip_mode = self.cfg.train.nonfinite == "skip"
+        if skip_mode:  # what the step observes (bank, estimates, counters) is rolled back if it is skipped
+            saved = {k: v.clone() for k, v in self.algorithm.state_dict().items()}
         with autocast:
             result = self.algorithm.training_step(self.train_model, batch, info)
-        if self.cfg.train.nonfinite == "skip" and not bool(torch.isfinite(result.loss)):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.skipped_steps += 1
-            return None
+        if skip_mode:
+            # one host sync per step, the price of this mode; all ranks skip together or none does (DDP)
+            finite = torch.isfinite(result.loss).float()
+            if not bool(dist.all_reduce_min(finite) > 0):
+                self.optimizer.zero_grad(set_to_none=True)
+                self.algorithm.load_state_dict(saved)
+                self.skipped_steps += 1
+                return None
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(result.loss).backward()
         self.scaler.step(self.optimizer)
@@ -337,6 +360,10 @@ class Trainer:
             raise
 
     def _check_finite(self, first_bad: torch.Tensor, bad_terms: list[str]) -> None:
+        if self.world_size > 1:  # every rank stops on any rank's bad step (DDP has averaged it into all weights)
+            never = torch.iinfo(torch.long).max
+            first_bad = dist.all_reduce_min(torch.where(first_bad >= 0, first_bad, never))
+            first_bad = torch.where(first_bad == never, -1, first_bad)
         bad = int(first_bad)
         if bad >= 0:
             terms = f" in loss term(s) {', '.join(bad_terms)}" if bad_terms else ""
@@ -367,10 +394,13 @@ class Trainer:
                     torch.tensor(diag["acr_unlabeled_estimate"]), torch.tensor(true / true.sum())))
         logger.log("eval", self.step, record)
         self.last_eval = {**ev, "pseudo_labels": pl, "diagnostics": record}
+        # best_val first: the step checkpoint must carry it, or a resume from it would re-pick a worse "best"
+        is_best = "validation" in ev and (self.best_val is None or ev["validation"]["top1"] > self.best_val)
+        if is_best:
+            self.best_val = ev["validation"]["top1"]
         if self.is_main:
             self.checkpoints.save(self.step, self.state_dict())
-            if "validation" in ev and (self.best_val is None or ev["validation"]["top1"] > self.best_val):
-                self.best_val = ev["validation"]["top1"]
+            if is_best:
                 self.checkpoints.save_best(self.state_dict())
         return ev
 
