@@ -132,3 +132,49 @@ def test_ddp_resume_round_trip(tmp_path):
     for key in straight[0]:
         assert torch.equal(straight[0][key], resumed[0][key]), key
         assert torch.equal(resumed[0][key], resumed[1][key]), key
+
+
+def _signalled_worker(rank: int, world: int, port: int, overrides: list[str], out: str) -> None:
+    """Rank 1 alone receives SIGTERM during step 3 (as when a scheduler signals one process first)."""
+    import datetime
+    import signal
+
+    from semi.errors import SemiError
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    # a rank stranded in a collective fails after the timeout instead of hanging the test run
+    tdist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120))
+    try:
+        from semi.engine.trainer import Trainer
+
+        trainer = Trainer(load_config(None, overrides))
+        step = trainer.train_step
+
+        def train_step(batch, info):
+            if rank == 1 and info.step == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return step(batch, info)
+
+        trainer.train_step = train_step
+        try:
+            trainer.fit()
+            outcome = "finished"
+        except SemiError as exc:
+            outcome = str(exc)
+        Path(f"{out}.rank{rank}").write_text(f"{trainer.step}\n{outcome}")
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
+    """Ranks agree at the next log boundary (log_every 2: after step 4); rank 0 saves the checkpoint there."""
+    overrides = _overrides(tmp_path, "semi", "sig")
+    mp.start_processes(_signalled_worker, args=(2, _free_port(), overrides, str(tmp_path / "out")), nprocs=2,
+                       join=True, start_method="fork")
+    for rank in range(2):
+        step, message = (tmp_path / f"out.rank{rank}").read_text().split("\n", 1)
+        assert step == "4" and "stopped by" in message and "--resume auto" in message, (rank, message)
+    from semi.engine.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "sig" / "checkpoints" / "latest.pt")["step"] == 4
