@@ -213,6 +213,54 @@ def test_resume_auto_skips_a_corrupt_newest_checkpoint(tmp_path):
     assert [s for s, _ in step_checkpoints(manager.folder)] == [7, 6, 5]
 
 
+def test_only_the_setting_aside_process_renames_a_corrupt_checkpoint(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=3)
+    manager.save(4, {"step": 4, "model": {}})
+    (manager.folder / "step-0000008.pt").write_bytes(b"\x00garbage")
+    with pytest.warns(UserWarning, match="step-0000008.pt"):
+        path, _ = manager.newest_valid(set_aside=False)  # another DDP rank: skip it, leave the file to rank 0
+    assert path.name == "step-0000004.pt" and (manager.folder / "step-0000008.pt").is_file()
+
+
+def test_failed_latest_update_is_reported_and_leaves_no_temporary(tmp_path, monkeypatch):
+    manager = CheckpointManager(tmp_path, keep=3)
+    manager.save(1, {"step": 1, "model": {}})
+
+    def read_only_fs(src, dst):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", read_only_fs)
+    with pytest.raises(SemiError, match="could not .*Read-only file system"):
+        manager.save(2, {"step": 2, "model": {}})
+    monkeypatch.undo()
+    assert load_checkpoint(manager.folder / "latest.pt")["step"] == 1
+    assert not list(manager.folder.glob(".*tmp-*"))
+
+
+def test_a_resumed_run_logs_each_step_once(tiny_config, tmp_path):
+    """A run killed after logging past its checkpoint logs those steps again on resume; metrics.jsonl keeps
+    one copy (and a torn last line is dropped)."""
+    import json
+
+    from semi.engine.trainer import Trainer
+
+    straight = tiny_config(**{"algorithm.name": "fixmatch", "train.out_dir": str(tmp_path / "a")})
+    Trainer(straight).fit()
+    cfg = tiny_config(**{"algorithm.name": "fixmatch", "train.out_dir": str(tmp_path / "b")})
+    Trainer(cfg).fit()
+    metrics = Path(cfg.train.out_dir) / "metrics.jsonl"
+    with open(metrics, "a") as fh:
+        fh.write('{"kind": "train", "st')  # the kill came mid-line
+    trainer = Trainer(cfg)
+    trainer.resume(str(Path(cfg.train.out_dir) / "checkpoints" / "step-0000006.pt"))
+    trainer.fit()
+
+    def keys(path):
+        return [(r["kind"], r["step"]) for r in map(json.loads, path.read_text().splitlines())]
+
+    assert keys(metrics) == keys(Path(straight.train.out_dir) / "metrics.jsonl")
+
+
 def test_dead_loader_worker_is_reported_not_hung_on(tiny_config, monkeypatch):
     from semi.data.loaders import StepBatches
     from semi.engine.trainer import Trainer

@@ -100,15 +100,20 @@ class CheckpointManager:
         save_checkpoint(path, state)
         latest = self.folder / "latest.pt"
         tmp = self.folder / f".latest.tmp-{os.getpid()}"
-        tmp.unlink(missing_ok=True)
         try:
-            os.link(path, tmp)
-        except OSError:  # file systems without hard links: a second full write
-            save_checkpoint(tmp, state)
-        os.replace(tmp, latest)
-        _fsync_dir(self.folder)
-        for _, old in step_checkpoints(self.folder)[self.keep:]:
-            old.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(path, tmp)
+            except OSError:  # file systems without hard links: a second full write
+                save_checkpoint(tmp, state)
+            os.replace(tmp, latest)
+            _fsync_dir(self.folder)
+            for _, old in step_checkpoints(self.folder)[self.keep:]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise SemiError(f"could not update {latest} after writing {path}: {exc.strerror or exc} ({path} "
+                            f"itself is complete)") from exc
         return path
 
     def save_best(self, state: dict[str, Any]) -> Path:
@@ -116,16 +121,19 @@ class CheckpointManager:
         save_checkpoint(path, state)
         return path
 
-    def newest_valid(self) -> tuple[Path, dict[str, Any]] | None:
+    def newest_valid(self, set_aside: bool = True) -> tuple[Path, dict[str, Any]] | None:
         """The newest step checkpoint that loads. A corrupt one is skipped with a warning naming it and renamed to
         `<name>.corrupt` (kept for inspection): left in place it would count among the last K and make pruning
-        delete good checkpoints."""
+        delete good checkpoints. Only one process renames (`set_aside`: rank 0 under DDP), and only files it can
+        read: an unreadable file (permissions) is skipped but left alone."""
         for _, path in step_checkpoints(self.folder):
             try:
                 return path, load_checkpoint(path)
             except CheckpointError as exc:
                 aside = path.with_name(path.name + ".corrupt")
                 try:
+                    if not (set_aside and os.access(path, os.R_OK)):
+                        raise OSError
                     os.replace(path, aside)
                 except OSError:
                     aside = path

@@ -28,6 +28,14 @@ def to_json(data: Any) -> str:
     return json.dumps(_jsonable(data), indent=2)
 
 
+def _line_step(line: str) -> float:
+    """The step of a metrics.jsonl line; a torn last line (a kill mid-write) counts as after every step."""
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
 class MetricsLogger:
     """Appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard (rank 0 only)."""
 
@@ -42,6 +50,17 @@ class MetricsLogger:
                 self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
             except ImportError:
                 print("tensorboard is not installed: TensorBoard logging is off", file=sys.stderr)
+
+    def drop_after(self, step: int) -> None:
+        """Keep only the lines up to `step`: a resumed run logs the steps after its checkpoint again."""
+        if not self.enabled or not self.path.is_file():
+            return
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if _line_step(line) <= step]
+        if len(kept) != len(lines):
+            from semi.engine.checkpoint import atomic_write_text
+
+            atomic_write_text(self.path, "".join(kept))
 
     def log(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if not self.enabled:

@@ -213,7 +213,7 @@ class Trainer:
     def resume(self, spec: str) -> Path | None:
         """spec: a checkpoint path, or 'auto' (the newest valid checkpoint of the run directory, if any)."""
         if spec == "auto":
-            found = self.checkpoints.newest_valid()
+            found = self.checkpoints.newest_valid(set_aside=self.is_main)
             if found is None:
                 print(f"no checkpoint in {self.checkpoints.folder}: starting a new run", file=sys.stderr)
                 return None
@@ -245,6 +245,7 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         total = cfg.total_steps
         logger = MetricsLogger(self.run_dir, t.tensorboard, enabled=self.is_main)
+        logger.drop_after(self.step)  # lines a killed run logged past its checkpoint (or an older run's lines)
         if self.is_main:
             save_config(cfg, self.run_dir / "config.yaml")
         loader = make_loader(self.batches, self.step, cfg.data.num_workers, cfg.data.prefetch,
@@ -258,7 +259,8 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         window, data_seconds, window_start = 0, 0.0, time.perf_counter()
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        bad_terms: list[str] = []
+        # loss-term names -> which were non-finite at the first bad step (a device tensor: no per-step sync)
+        bad_terms: dict[tuple[str, ...], torch.Tensor] = {}
         stopped = False
         with _StopRequest() as stop:
             while self.step < total:
@@ -272,10 +274,12 @@ class Trainer:
                 result = self.train_step(batch, info)
                 self.step += 1
                 if result is not None:  # None: a skipped non-finite step (train.nonfinite=skip)
-                    finite = torch.isfinite(result.loss)
-                    first_bad = torch.where((first_bad < 0) & ~finite, step, first_bad)
-                    if not bad_terms and t.nonfinite == "stop" and self.device.type == "cpu" and not bool(finite):
-                        bad_terms = [k for k, v in result.losses.items() if not torch.isfinite(v).all()]
+                    first_now = (first_bad < 0) & ~torch.isfinite(result.loss)
+                    first_bad = torch.where(first_now, step, first_bad)
+                    terms = torch.stack([v.detach().float().sum() for v in result.losses.values()])
+                    bad = first_now & ~torch.isfinite(terms)
+                    names = tuple(result.losses)
+                    bad_terms[names] = bad_terms[names] | bad if names in bad_terms else bad
                     for k, v in {"loss": result.loss, **{f"loss_{n}": x for n, x in result.losses.items()},
                                  **result.logs}.items():
                         v = v.detach().float()
@@ -359,14 +363,16 @@ class Trainer:
                                 f"{self.checkpoints.folder}. Try fewer data.num_workers (memory?) or 0") from None
             raise
 
-    def _check_finite(self, first_bad: torch.Tensor, bad_terms: list[str]) -> None:
+    def _check_finite(self, first_bad: torch.Tensor, bad_terms: dict[tuple[str, ...], torch.Tensor]) -> None:
         if self.world_size > 1:  # every rank stops on any rank's bad step (DDP has averaged it into all weights)
             never = torch.iinfo(torch.long).max
             first_bad = dist.all_reduce_min(torch.where(first_bad >= 0, first_bad, never))
             first_bad = torch.where(first_bad == never, -1, first_bad)
         bad = int(first_bad)
         if bad >= 0:
-            terms = f" in loss term(s) {', '.join(bad_terms)}" if bad_terms else ""
+            # this rank's terms (under DDP: if the bad step was its own)
+            names = sorted({n for group, flags in bad_terms.items() for n, f in zip(group, flags.tolist()) if f})
+            terms = f" in loss term(s) {', '.join(names)}" if names else ""
             raise SemiError(f"non-finite loss at step {bad}{terms}; stopping. The last good checkpoint in "
                             f"{self.checkpoints.folder} was kept (train.nonfinite=skip skips such steps instead)")
 
