@@ -261,6 +261,18 @@ def test_a_resumed_run_logs_each_step_once(tiny_config, tmp_path):
     assert keys(metrics) == keys(Path(straight.train.out_dir) / "metrics.jsonl")
 
 
+def test_resuming_from_an_older_checkpoint_sets_the_later_ones_aside(tmp_path):
+    manager = CheckpointManager(tmp_path, keep=2)
+    for step in (2, 4, 6):
+        manager.save(step, {"step": step, "model": {}})
+    with pytest.warns(UserWarning, match="step-0000006.pt"):
+        manager.set_aside_newer_than(4)
+    manager.save(5, {"step": 5, "model": {}})  # the new line of training: kept, and the newest
+    assert [s for s, _ in step_checkpoints(manager.folder)] == [5, 4]
+    assert manager.newest_valid()[1]["step"] == 5
+    assert (manager.folder / "step-0000006.pt.superseded").is_file()
+
+
 def test_dead_loader_worker_is_reported_not_hung_on(tiny_config, monkeypatch):
     from semi.data.loaders import StepBatches
     from semi.engine.trainer import Trainer

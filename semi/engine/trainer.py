@@ -12,7 +12,7 @@ import random
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(), "algorithm": self.algorithm.state_dict(),
             "history": self.history, "best_val": self.best_val, "skipped_steps": self.skipped_steps,
             "train_seconds": self.train_seconds,
+            "eval_window": {"sums": self._eval_sums, "steps": self._eval_steps},  # a signal-time save is mid-window
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
                     # this device's generator only: get_rng_state_all() would wake every visible GPU
                     "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
@@ -202,6 +203,9 @@ class Trainer:
         self.best_val = state["best_val"]
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        window = state.get("eval_window", {"sums": {}, "steps": 0})
+        self._eval_sums = {k: v.to(self.device) for k, v in window["sums"].items()}
+        self._eval_steps = int(window["steps"])
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
@@ -222,6 +226,8 @@ class Trainer:
             path = Path(spec)
             state = load_checkpoint(path)
         self.load_state_dict(state, path)
+        if self.is_main:
+            self.checkpoints.set_aside_newer_than(self.step)
         return path
 
     # ------------------------------------------------------------------------------------------ loop
@@ -262,14 +268,14 @@ class Trainer:
         # loss-term names -> which were non-finite at the first bad step (a device tensor: no per-step sync)
         bad_terms: dict[tuple[str, ...], torch.Tensor] = {}
         stopped = False
-        with _StopRequest() as stop:
+        with _StopRequest() as stop, self._loader_guard(loader):
             while self.step < total:
                 step = self.step
                 info = self.info(step)
                 if step % t.steps_per_epoch == 0:
                     self.algorithm.on_epoch_start(info.epoch)
                 t0 = time.perf_counter()
-                batch = self.to_device(self._next_batch(loader))
+                batch = self.to_device(next(loader))
                 data_seconds += time.perf_counter() - t0
                 result = self.train_step(batch, info)
                 self.step += 1
@@ -354,14 +360,35 @@ class Trainer:
         self.ema.update(self.model)
         return result
 
-    def _next_batch(self, loader: Any) -> dict[str, torch.Tensor]:
+    @contextmanager
+    def _loader_guard(self, loader: Any):
+        """A dead worker surfaces as a RuntimeError from DataLoader's SIGCHLD handler, wherever the main thread is
+        at that moment (often mid-step, not in next()): say what happened. Always end the workers, so that their
+        handler cannot fire again after the run has stopped."""
+        workers = getattr(loader, "_workers", [])  # a DataLoader iterator's processes (none without workers)
         try:
-            return next(loader)
-        except RuntimeError as exc:  # DataLoader reports a dead worker as a RuntimeError; say what happened
-            if "DataLoader worker" in str(exc):
-                raise SemiError(f"a data loader worker died at step {self.step} ({exc}); the last checkpoint is in "
-                                f"{self.checkpoints.folder}. Try fewer data.num_workers (memory?) or 0") from None
+            yield
+        except (RuntimeError, ConnectionError, EOFError) as exc:  # the latter: died while sending a batch
+            died = "DataLoader worker" in str(exc)
+            if not died and workers:
+                try:
+                    for w in workers:  # a worker that reset the connection may still be exiting: let it finish
+                        w.join(timeout=2.0)
+                    died = any(not w.is_alive() for w in workers)
+                except RuntimeError as again:  # the SIGCHLD handler reporting it meanwhile
+                    died = "DataLoader worker" in str(again)
+            if died:
+                raise SemiError(f"a data loader worker died at step {self.step} ({type(exc).__name__}: {exc}); the "
+                                f"last checkpoint is in {self.checkpoints.folder}. Try fewer data.num_workers "
+                                f"(memory?) or 0") from None
             raise
+        finally:
+            shutdown = getattr(loader, "_shutdown_workers", None)
+            if shutdown is not None:
+                try:
+                    shutdown()
+                except RuntimeError:  # the dead worker reported once more while shutting down: already handled
+                    pass
 
     def _check_finite(self, first_bad: torch.Tensor, bad_terms: dict[tuple[str, ...], torch.Tensor]) -> None:
         if self.world_size > 1:  # every rank stops on any rank's bad step (DDP has averaged it into all weights)
