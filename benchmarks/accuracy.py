@@ -212,7 +212,7 @@ def figures(records: list[dict], protocol: str) -> list[Path]:
     if extra:
         plot_method_comparison(base + extra, out[2], metrics,
                                f"{protocol}: SeMi ablation (one part removed) and variants "
-                               "(debias warm-up, presence-counted estimate)")
+                               "(debias warm-up, presence-counted estimate, halved KL)")
     else:
         out.pop()
     return out

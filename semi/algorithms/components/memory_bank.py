@@ -68,9 +68,9 @@ class ClassBalancedMemoryBank(nn.Module):
         if n == 0:
             return
         c, k, dev = self.num_classes, self.size, labels.device
-        conf = confidence.float() if valid is None else confidence.float().masked_fill(~valid, float("-inf"))
-        cand_keys = _rank_keys(conf, self.offered + torch.arange(n, device=dev))
-        self.offered += n
+        conf = confidence.float() if valid is None else torch.where(valid, confidence.float(), float("-inf"))
+        cand_keys = _rank_keys(conf, torch.arange(n, device=dev).add_(self.offered))
+        self.offered.add_(n)
         if c * (k + n) <= _DENSE_LIMIT:  # few classes: rank every row, no unique() needed
             rows, r, row_keys, cand_row = None, c, self.keys, labels
         else:  # many classes: only the rows that receive candidates
