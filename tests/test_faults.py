@@ -253,7 +253,8 @@ def test_a_resumed_run_logs_each_step_once(tiny_config, tmp_path):
         fh.write('{"kind": "train", "st')  # the kill came mid-line
     trainer = Trainer(cfg)
     trainer.resume(str(Path(cfg.train.out_dir) / "checkpoints" / "step-0000006.pt"))
-    trainer.fit()
+    with pytest.warns(UserWarning, match="step-0000012.pt"):  # the abandoned line's later step, set aside
+        trainer.fit()
 
     def keys(path):
         return [(r["kind"], r["step"]) for r in map(json.loads, path.read_text().splitlines())]
@@ -271,6 +272,22 @@ def test_resuming_from_an_older_checkpoint_sets_the_later_ones_aside(tmp_path):
     assert [s for s, _ in step_checkpoints(manager.folder)] == [5, 4]
     assert manager.newest_valid()[1]["step"] == 5
     assert (manager.folder / "step-0000006.pt.superseded").is_file()
+
+
+def test_a_new_run_in_a_used_directory_keeps_its_own_checkpoints(tiny_config):
+    """The older run's later step files must neither crowd the new run's out of the last K nor be what
+    `--resume auto` picks up."""
+    from semi.engine.trainer import Trainer
+
+    Trainer(tiny_config(**{"algorithm.name": "fixmatch"})).fit()  # steps 6 and 12 kept
+    cfg = tiny_config(**{"algorithm.name": "fixmatch", "train.epochs": 2, "train.eval_every": 4})
+    with pytest.warns(UserWarning, match="set aside") as caught:
+        Trainer(cfg).fit()
+    assert {str(w.message).split(": ")[1].split(" ")[0] for w in caught} == {"step-0000006.pt", "step-0000012.pt"}
+    folder = Path(cfg.train.out_dir) / "checkpoints"
+    assert [s for s, _ in step_checkpoints(folder)] == [8, 4]
+    assert CheckpointManager(Path(cfg.train.out_dir), 2).newest_valid()[1]["step"] == 8
+    assert (folder / "step-0000012.pt.superseded").is_file()
 
 
 def test_dead_loader_worker_is_reported_not_hung_on(tiny_config, monkeypatch):

@@ -117,16 +117,16 @@ class CheckpointManager:
         return path
 
     def set_aside_newer_than(self, step: int) -> list[Path]:
-        """Resuming from an older checkpoint starts a new line of training: the step files after it belong to the
-        abandoned line. Renamed to `<name>.superseded` (kept), they can neither be taken by `--resume auto` nor
-        make the pruning of the last K delete the new line's checkpoints."""
+        """Training that starts at `step` (an older checkpoint resumed, or a new run in a used directory) is a new
+        line: step files after it belong to another. Renamed to `<name>.superseded` (kept), they can neither be
+        taken by `--resume auto` nor make the pruning of the last K delete the new line's checkpoints."""
         moved = []
         for s, path in step_checkpoints(self.folder):
             if s > step:
                 aside = path.with_name(path.name + ".superseded")
                 os.replace(path, aside)
-                warnings.warn(f"resuming from step {step}: {path.name} (a later step) set aside as {aside.name}",
-                              stacklevel=2)
+                warnings.warn(f"training from step {step}: {path.name} (a later step of another run) set aside "
+                              f"as {aside.name}", stacklevel=2)
                 moved.append(aside)
         return moved
 

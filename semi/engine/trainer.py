@@ -226,8 +226,6 @@ class Trainer:
             path = Path(spec)
             state = load_checkpoint(path)
         self.load_state_dict(state, path)
-        if self.is_main:
-            self.checkpoints.set_aside_newer_than(self.step)
         return path
 
     # ------------------------------------------------------------------------------------------ loop
@@ -252,6 +250,8 @@ class Trainer:
         total = cfg.total_steps
         logger = MetricsLogger(self.run_dir, t.tensorboard, enabled=self.is_main)
         logger.drop_after(self.step)  # lines a killed run logged past its checkpoint (or an older run's lines)
+        if self.is_main:  # step files past this start (an older checkpoint resumed, or a reused run directory)
+            self.checkpoints.set_aside_newer_than(self.step)
         if self.is_main:
             save_config(cfg, self.run_dir / "config.yaml")
         loader = make_loader(self.batches, self.step, cfg.data.num_workers, cfg.data.prefetch,
