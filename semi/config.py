@@ -361,6 +361,9 @@ def validate(cfg: Config) -> list[str]:
     need(d.imbalance_labeled >= 1, f"data.imbalance_labeled: gamma_l must be >= 1, got {d.imbalance_labeled}")
     if d.imbalance_unlabeled is not None:
         need(d.imbalance_unlabeled >= 1, f"data.imbalance_unlabeled: gamma_u must be >= 1, got {d.imbalance_unlabeled}")
+        need(d.unlabeled_distribution != "uniform" or d.imbalance_unlabeled == 1,
+             f"data.imbalance_unlabeled: {d.imbalance_unlabeled} contradicts data.unlabeled_distribution=uniform "
+             "(gamma_u = 1); leave it unset, or use consistent/reversed")
     need(d.val_per_class >= 0, f"data.val_per_class: must be >= 0, got {d.val_per_class}")
     need(d.split_seed >= 0, f"data.split_seed: must be >= 0, got {d.split_seed}")
     need(0 < d.labeled_fraction <= 1, f"data.labeled_fraction: must be in (0, 1], got {d.labeled_fraction}")

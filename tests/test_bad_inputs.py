@@ -143,6 +143,8 @@ CASES = [
     Case("a class with zero labeled", ["train", "data.num_labeled_max=5", "data.imbalance_labeled=10"],
          ["class 9 (9) gets 0 labeled images"]),
     Case("validation larger than a class", ["data", "data.val_per_class=500"], ["+ 500 validation images"]),
+    Case("uniform with a gamma_u", ["data", "data.unlabeled_distribution=uniform", "data.imbalance_unlabeled=10"],
+         ["data.imbalance_unlabeled: 10.0 contradicts data.unlabeled_distribution=uniform"]),
     Case("unknown data set", ["train", "data.name=imagenet1k"], ["unknown data set 'imagenet1k'; available:", "svhn"]),
     Case("missing data directory", ["train", "data.name=cifar10", "data.root={tmp}/empty"],
          ["cifar10: missing file(s)", "{tmp}/empty/cifar-10-batches-py/data_batch_1", "test_batch"],

@@ -52,6 +52,9 @@ def test_pseudo_label_precision_recall_by_hand():
     # class 2: never selected -> precision NaN, recall 0
     assert q["precision"][:2] == [1.0, 0.5] and math.isnan(q["precision"][2])
     assert q["recall"] == [2 / 3, 0.5, 0.0]
+    # images with no known label (-1) count nowhere, masked or not
+    q2 = pseudo_label_quality(np.append(pred, [1, 2]), np.append(target, [-1, -1]), np.append(mask, [1, 0]), 3)
+    assert q2["precision"][:2] == q["precision"][:2] and q2["recall"] == q["recall"]
 
 
 def test_history_summary():

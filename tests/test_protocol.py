@@ -72,3 +72,11 @@ def test_split_errors_name_the_class():
         make_split(labels, 2, [4, 1], [3, 1], names=["zero", "one"])
     with pytest.raises(DataError, match="class 1 .* gets 0 labeled images"):
         make_split(labels, 2, [4, 0], [1, 1])
+
+
+def test_a_budget_that_does_not_fit_is_refused_not_overlapped():
+    """A derived unlabeled budget below zero (a class smaller than its labeled + validation images) must fail,
+    not hand the labeled image to the validation split."""
+    labels = np.array([0] * 5 + [1] * 20)
+    with pytest.raises(DataError, match="class 0"):
+        make_split(labels, 2, [1, 2], [-6, 8], val_per_class=10)

@@ -87,7 +87,7 @@ def make_split(labels: np.ndarray, num_classes: int, labeled_counts: list[int], 
         available = len(idx) - val_per_class
         if n_k < 1:
             problems.append(f"class {k} ({name}) gets 0 labeled images; lower the imbalance ratio or raise N_1")
-        if n_k + m_k > available:
+        if n_k + m_k > available or m_k < 0 or n_k > available:  # m_k < 0: a derived budget that did not fit
             problems.append(f"class {k} ({name}) needs {n_k} labeled + {m_k} unlabeled"
                             f"{f' + {val_per_class} validation' if val_per_class else ''} images but has {len(idx)}")
         lab.append(idx[:n_k])

@@ -55,11 +55,13 @@ def metrics_from_confusion(cm: np.ndarray, labeled_counts: list[int] | np.ndarra
 def pseudo_label_quality(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
                          num_classes: int) -> dict[str, list[float]]:
     """Per-class precision (of masked pseudo-labels predicted as k, the share truly k) and recall (of unlabeled
-    images truly k, the share masked and predicted k). NaN where undefined. Mirrors the trainer's counters."""
-    sel = mask.astype(bool)
+    images truly k, the share masked and predicted k). NaN where undefined. Images without a known label (target
+    -1: e.g. STL-10's unlabeled split) are left out, as in the trainer's counters."""
+    known = target >= 0
+    sel = mask.astype(bool) & known
     predicted = np.bincount(pred[sel], minlength=num_classes)
     correct = np.bincount(pred[sel & (pred == target)], minlength=num_classes)
-    true = np.bincount(target, minlength=num_classes)
+    true = np.bincount(target[known], minlength=num_classes)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(predicted > 0, correct / np.maximum(predicted, 1), np.nan)
         recall = np.where(true > 0, correct / np.maximum(true, 1), np.nan)
