@@ -226,14 +226,19 @@ def test_failed_latest_update_is_reported_and_leaves_no_temporary(tmp_path, monk
     manager = CheckpointManager(tmp_path, keep=3)
     manager.save(1, {"step": 1, "model": {}})
 
-    def read_only_fs(src, dst):
-        raise OSError(30, "Read-only file system")
+    real_replace = os.replace
 
-    monkeypatch.setattr(os, "replace", read_only_fs)
-    with pytest.raises(SemiError, match="could not .*Read-only file system"):
+    def read_only_latest(src, dst):  # the step file is written; updating latest.pt fails
+        if Path(dst).name == "latest.pt":
+            raise OSError(30, "Read-only file system")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", read_only_latest)
+    with pytest.raises(SemiError, match="could not update .*latest.pt.*Read-only file system"):
         manager.save(2, {"step": 2, "model": {}})
     monkeypatch.undo()
     assert load_checkpoint(manager.folder / "latest.pt")["step"] == 1
+    assert load_checkpoint(manager.folder / "step-0000002.pt")["step"] == 2  # complete, as the message says
     assert not list(manager.folder.glob(".*tmp-*"))
 
 
@@ -266,8 +271,11 @@ def test_resuming_from_an_older_checkpoint_sets_the_later_ones_aside(tmp_path):
     manager = CheckpointManager(tmp_path, keep=2)
     for step in (2, 4, 6):
         manager.save(step, {"step": step, "model": {}})
-    with pytest.warns(UserWarning, match="step-0000006.pt"):
+    manager.save_best({"step": 6, "model": {}})  # chosen by the abandoned line
+    with pytest.warns(UserWarning, match="set aside") as caught:
         manager.set_aside_newer_than(4)
+    assert sum("step-0000006.pt" in str(w.message) for w in caught) == 1
+    assert (manager.folder / "best.pt.superseded").is_file() and not (manager.folder / "best.pt").exists()
     manager.save(5, {"step": 5, "model": {}})  # the new line of training: kept, and the newest
     assert [s for s, _ in step_checkpoints(manager.folder)] == [5, 4]
     assert manager.newest_valid()[1]["step"] == 5
@@ -283,7 +291,8 @@ def test_a_new_run_in_a_used_directory_keeps_its_own_checkpoints(tiny_config):
     cfg = tiny_config(**{"algorithm.name": "fixmatch", "train.epochs": 2, "train.eval_every": 4})
     with pytest.warns(UserWarning, match="set aside") as caught:
         Trainer(cfg).fit()
-    assert {str(w.message).split(": ")[1].split(" ")[0] for w in caught} == {"step-0000006.pt", "step-0000012.pt"}
+    set_aside = {str(w.message).split(": ")[1].split(" ")[0] for w in caught if "set aside" in str(w.message)}
+    assert set_aside == {"step-0000006.pt", "step-0000012.pt"}
     folder = Path(cfg.train.out_dir) / "checkpoints"
     assert [s for s, _ in step_checkpoints(folder)] == [8, 4]
     assert CheckpointManager(Path(cfg.train.out_dir), 2).newest_valid()[1]["step"] == 8

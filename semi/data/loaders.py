@@ -10,6 +10,7 @@ number of data loader workers or on where a run was resumed.
 
 from __future__ import annotations
 
+import os
 import signal
 
 import torch
@@ -94,10 +95,11 @@ class StepBatches(Dataset):
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers augment whole batches; one thread each avoids oversubscription
-    # Ctrl-C reaches the whole process group: the workers must not die of it while the main process saves a
-    # checkpoint and exits cleanly (it ends them itself).
+    # Ctrl-C (and a signal to the process group) must not kill the workers while the main process saves a
+    # checkpoint and exits cleanly: it ends them itself. Their own process group keeps group-wide signals away;
+    # a signal sent to a worker's own pid (DataLoader's terminate() included) still works.
+    os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def make_loader(batches: StepBatches, start_step: int, num_workers: int, prefetch: int, pin_memory: bool):

@@ -7,6 +7,7 @@ link to the newest); `--resume auto` takes the newest one that loads, skipping c
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -108,12 +109,16 @@ class CheckpointManager:
                 save_checkpoint(tmp, state)
             os.replace(tmp, latest)
             _fsync_dir(self.folder)
-            for _, old in step_checkpoints(self.folder)[self.keep:]:
-                old.unlink(missing_ok=True)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             raise SemiError(f"could not update {latest} after writing {path}: {exc.strerror or exc} ({path} "
                             f"itself is complete)") from exc
+        for _, old in step_checkpoints(self.folder)[self.keep:]:
+            try:
+                old.unlink(missing_ok=True)
+            except OSError as exc:
+                warnings.warn(f"could not remove the old checkpoint {old}: {exc}", stacklevel=2)
         return path
 
     def set_aside_newer_than(self, step: int) -> list[Path]:
@@ -127,6 +132,18 @@ class CheckpointManager:
                 os.replace(path, aside)
                 warnings.warn(f"training from step {step}: {path.name} (a later step of another run) set aside "
                               f"as {aside.name}", stacklevel=2)
+                moved.append(aside)
+        best = self.folder / "best.pt"
+        if best.is_file():  # chosen by the other line's later validation scores
+            try:
+                best_step = load_checkpoint(best)["step"]
+            except CheckpointError:
+                best_step = None
+            if best_step is None or best_step > step:
+                aside = best.with_name("best.pt.superseded")
+                os.replace(best, aside)
+                warnings.warn(f"training from step {step}: best.pt (step {best_step}) set aside as {aside.name}",
+                              stacklevel=2)
                 moved.append(aside)
         return moved
 

@@ -57,7 +57,9 @@ class MetricsLogger:
             return
         lines = self.path.read_text().splitlines(keepends=True)
         kept = [line for line in lines if _line_step(line) <= step]
-        if len(kept) != len(lines):
+        if kept and not kept[-1].endswith("\n"):
+            kept[-1] += "\n"  # a complete last line written without its newline: the next record goes below it
+        if len(kept) != len(lines) or (lines and not lines[-1].endswith("\n")):
             from semi.engine.checkpoint import atomic_write_text
 
             atomic_write_text(self.path, "".join(kept))

@@ -249,9 +249,12 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         total = cfg.total_steps
         logger = MetricsLogger(self.run_dir, t.tensorboard, enabled=self.is_main)
-        logger.drop_after(self.step)  # lines a killed run logged past its checkpoint (or an older run's lines)
-        if self.is_main:  # step files past this start (an older checkpoint resumed, or a reused run directory)
-            self.checkpoints.set_aside_newer_than(self.step)
+        try:
+            logger.drop_after(self.step)  # lines a killed run logged past its checkpoint (or an older run's lines)
+            if self.is_main:  # checkpoints past this start (an older checkpoint resumed, or a reused run directory)
+                self.checkpoints.set_aside_newer_than(self.step)
+        except OSError as exc:
+            raise SemiError(f"could not tidy the run directory {self.run_dir} before training: {exc}") from None
         if self.is_main:
             save_config(cfg, self.run_dir / "config.yaml")
         loader = make_loader(self.batches, self.step, cfg.data.num_workers, cfg.data.prefetch,
@@ -275,7 +278,7 @@ class Trainer:
                 if step % t.steps_per_epoch == 0:
                     self.algorithm.on_epoch_start(info.epoch)
                 t0 = time.perf_counter()
-                batch = self.to_device(next(loader))
+                batch = self.to_device(self._next_batch(loader))
                 data_seconds += time.perf_counter() - t0
                 result = self.train_step(batch, info)
                 self.step += 1
@@ -360,27 +363,26 @@ class Trainer:
         self.ema.update(self.model)
         return result
 
+    def _next_batch(self, loader: Any) -> dict[str, torch.Tensor]:
+        try:
+            return next(loader)
+        except (ConnectionError, EOFError) as exc:  # the worker end of a batch transfer went away
+            raise self._worker_failed(exc) from None
+
+    def _worker_failed(self, exc: BaseException) -> SemiError:
+        return SemiError(f"a data loader worker died at step {self.step} ({type(exc).__name__}: {exc}); the last "
+                         f"checkpoint is in {self.checkpoints.folder}. Try fewer data.num_workers (memory?) or 0")
+
     @contextmanager
     def _loader_guard(self, loader: Any):
         """A dead worker surfaces as a RuntimeError from DataLoader's SIGCHLD handler, wherever the main thread is
         at that moment (often mid-step, not in next()): say what happened. Always end the workers, so that their
         handler cannot fire again after the run has stopped."""
-        workers = getattr(loader, "_workers", [])  # a DataLoader iterator's processes (none without workers)
         try:
             yield
-        except (RuntimeError, ConnectionError, EOFError) as exc:  # the latter: died while sending a batch
-            died = "DataLoader worker" in str(exc)
-            if not died and workers:
-                try:
-                    for w in workers:  # a worker that reset the connection may still be exiting: let it finish
-                        w.join(timeout=2.0)
-                    died = any(not w.is_alive() for w in workers)
-                except RuntimeError as again:  # the SIGCHLD handler reporting it meanwhile
-                    died = "DataLoader worker" in str(again)
-            if died:
-                raise SemiError(f"a data loader worker died at step {self.step} ({type(exc).__name__}: {exc}); the "
-                                f"last checkpoint is in {self.checkpoints.folder}. Try fewer data.num_workers "
-                                f"(memory?) or 0") from None
+        except RuntimeError as exc:
+            if "DataLoader worker" in str(exc):
+                raise self._worker_failed(exc) from None
             raise
         finally:
             shutdown = getattr(loader, "_shutdown_workers", None)
