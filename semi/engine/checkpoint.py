@@ -125,26 +125,21 @@ class CheckpointManager:
         """Training that starts at `step` (an older checkpoint resumed, or a new run in a used directory) is a new
         line: step files after it belong to another. Renamed to `<name>.superseded` (kept), they can neither be
         taken by `--resume auto` nor make the pruning of the last K delete the new line's checkpoints."""
-        moved = []
-        for s, path in step_checkpoints(self.folder):
-            if s > step:
-                aside = path.with_name(path.name + ".superseded")
-                os.replace(path, aside)
-                warnings.warn(f"training from step {step}: {path.name} (a later step of another run) set aside "
-                              f"as {aside.name}", stacklevel=2)
-                moved.append(aside)
+        later = [(path, "a later step of another run") for s, path in step_checkpoints(self.folder) if s > step]
         best = self.folder / "best.pt"
-        if best.is_file():  # chosen by the other line's later validation scores
+        if best.is_file():  # chosen by the other line's later validation scores?
             try:
                 best_step = load_checkpoint(best)["step"]
             except CheckpointError:
                 best_step = None
             if best_step is None or best_step > step:
-                aside = best.with_name("best.pt.superseded")
-                os.replace(best, aside)
-                warnings.warn(f"training from step {step}: best.pt (step {best_step}) set aside as {aside.name}",
-                              stacklevel=2)
-                moved.append(aside)
+                later.append((best, f"step {best_step}"))
+        moved = []
+        for path, why in later:
+            aside = path.with_name(path.name + ".superseded")
+            os.replace(path, aside)
+            warnings.warn(f"training from step {step}: {path.name} ({why}) set aside as {aside.name}", stacklevel=2)
+            moved.append(aside)
         return moved
 
     def save_best(self, state: dict[str, Any]) -> Path:

@@ -55,23 +55,23 @@ def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum over ranks, in place, returned for chaining (identity in a single process)."""
+def _all_reduce(t: torch.Tensor, op: str) -> torch.Tensor:
+    """Reduce over ranks (op: SUM, MAX, MIN), in place, returned for chaining (identity in a single process)."""
     if is_distributed():
-        tdist.all_reduce(t)
+        tdist.all_reduce(t, op=getattr(tdist.ReduceOp, op))
     return t
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    return _all_reduce(t, "SUM")
 
 
 def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
-    if is_distributed():
-        tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-    return t
+    return _all_reduce(t, "MAX")
 
 
 def all_reduce_min(t: torch.Tensor) -> torch.Tensor:
-    if is_distributed():
-        tdist.all_reduce(t, op=tdist.ReduceOp.MIN)
-    return t
+    return _all_reduce(t, "MIN")
 
 
 def broadcast_buffers(module: nn.Module) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from semi.engine.checkpoint import atomic_write_text
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -55,14 +57,12 @@ class MetricsLogger:
         """Keep only the lines up to `step`: a resumed run logs the steps after its checkpoint again."""
         if not self.enabled or not self.path.is_file():
             return
-        lines = self.path.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if _line_step(line) <= step]
-        if kept and not kept[-1].endswith("\n"):
-            kept[-1] += "\n"  # a complete last line written without its newline: the next record goes below it
-        if len(kept) != len(lines) or (lines and not lines[-1].endswith("\n")):
-            from semi.engine.checkpoint import atomic_write_text
-
-            atomic_write_text(self.path, "".join(kept))
+        text = self.path.read_text()
+        # a kept last line written without its newline gets one, so the next record starts on a line of its own
+        kept = "".join(line if line.endswith("\n") else line + "\n"
+                       for line in text.splitlines(keepends=True) if _line_step(line) <= step)
+        if kept != text:
+            atomic_write_text(self.path, kept)
 
     def log(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if not self.enabled:
