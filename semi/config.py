@@ -114,13 +114,14 @@ class TrainConfig:
 @dataclass
 class AlgorithmConfig:
     name: str = "fixmatch"
-    """supervised, oracle, fixmatch, acr, fixmatch+semi, acr+semi, semi (= acr+semi)."""
+    """supervised, oracle, fixmatch, dualhead, acr, <base>+semi, semi (= dualhead+semi: SeMi on its authors'
+    base, the logit-adjusted dual-head learner without ACR's adaptive tau1)."""
     threshold: float = 0.95
     """Confidence threshold tau of the base (SeMi overrides it with semi.threshold)."""
     lambda_u: float = 1.0
     temperature: float = 1.0
     balanced_loss: bool = False
-    """Also train the balanced head with the logit-adjusted labeled loss (always on for acr)."""
+    """Also train the balanced head with the logit-adjusted labeled loss (always on for dualhead and acr)."""
     tau2: float = 2.0
     """Logit adjustment of the balanced head's labeled loss."""
     tau12: float = 2.0
@@ -128,28 +129,34 @@ class AlgorithmConfig:
     tau_min: float = 0.0
     tau_max: float = 2.0
     tau1_init: float | None = None
-    """ACR's tau1 before the first estimate; None = tau_max (the full correction, as ACR's released code). The
-    spec leaves it open; at short budgets tau_max can lock the standard head into tail pseudo-labels."""
+    """ACR's tau1 before estimation starts; None = tau_max (the full correction, as ACR's released code). At
+    short budgets tau_max can lock the standard head into tail pseudo-labels."""
+    tau1_schedule: Literal["acr", "after_first_estimate"] = "acr"
+    """acr: at the start of every epoch after E_est, tau1 = f(previous epoch's KL sum / steps per epoch), as ACR's
+    released code (so 2/3 at the first such epoch, whose sums are still zero); after_first_estimate (ours before
+    2026-11-30): tau1 keeps its initial value until an epoch has accumulated a KL, then f(mean KL)."""
     debias_warmup_epochs: float = 0.0
     """Ramp the pseudo-label debiasing strengths (tau1, tau12) linearly from 0 over this many epochs (0 = off,
     the spec). Ours, not ACR's: an untrained head debiased by 2*log(prior) labels nearly every image with the
     rarest class, which the balanced head then learns and the distribution estimate reads back as tail-heavy."""
     est_epoch: int = 5
     """ACR: epoch from which the unlabeled distribution is estimated (E_est)."""
-    est_momentum: float = 0.9
+    est_momentum: float = 0.99
+    """EMA rate of ACR's unlabeled-distribution estimate: 0.99 in ACR's published commands (its code's default
+    is 0.9)."""
     estimate_from: Literal["balanced_head", "debiased"] = "balanced_head"
     """ACR's unlabeled-distribution estimate counts the balanced head's confident predictions (argmax g2 where
     max softmax(g2) >= tau; the spec's "balanced head's masked pseudo-labels"), or 'debiased': the targets of the
     balanced-head loss (argmax p12 under its OR-mask). The latter over-counts tail classes early in training
     (tau12 = 2 over-corrects an untrained head) and locked tau1 at tau_max in our CIFAR-10-LT CPU runs."""
-    symmetric_kl: Literal["sum", "mean"] = "sum"
-    """The symmetric KL between the estimate and each anchor: 'sum' = KL(u||a) + KL(a||u) (Jeffreys' divergence,
-    the usual meaning and ours), 'mean' = half of it, as ACR's released code computes it. The softmax over the
-    three anchors is not scale-free, so 'mean' gives a less extreme tau1 (u = prior, gamma 100: 0.08 vs 0.004)."""
-    estimate_counting: Literal["images", "presence"] = "images"
-    """How a batch adds to ACR's estimate: 'images' counts every counted image (the spec's words); 'presence'
-    counts each class present in the batch once, as ACR's released code does in effect (an advanced-index `+=`
-    with repeated indices adds once per class). Presence counts compress the estimate toward uniform."""
+    symmetric_kl: Literal["sum", "mean"] = "mean"
+    """The symmetric KL between the estimate and each anchor: 'mean' = 0.5 KL(u||a) + 0.5 KL(a||u), as ACR's
+    released code computes it; 'sum' = the full Jeffreys divergence (ours before). The softmax over the three
+    anchors is not scale-free, so 'mean' gives a less extreme tau1 (u = prior, gamma 100: 0.08 vs 0.004)."""
+    estimate_counting: Literal["images", "presence"] = "presence"
+    """How a batch adds to ACR's estimate: 'presence' counts each class present in the batch once, as ACR's
+    released code does (an advanced-index `+=` with repeated indices writes once per class); 'images' counts
+    every counted image (ours before). Presence counts compress the estimate toward uniform."""
 
 
 @dataclass
@@ -174,7 +181,8 @@ class SemiConfig:
     """Prototypes, OHEML and L_cons start when the epoch index exceeds this (E_est)."""
     query_view: Literal["strong", "weak"] = "strong"
     pseudo_label_source: Literal["base", "raw"] = "base"
-    """base: blend the base's debiased distribution (ACR p1); raw: the unadjusted softmax (authors' script)."""
+    """base: blend the base's pseudo-label distribution (dualhead and FixMatch: the raw softmax; ACR: p1, debiased
+    by tau1); raw: always the unadjusted softmax."""
 
 
 @dataclass

@@ -102,17 +102,19 @@ def test_consistency_loss_only_on_rejected_and_no_teacher_gradient():
     assert none_rejected.item() == 0.0
 
 
-@pytest.mark.parametrize("init, expected", [(None, 2.0), (0.0, 0.0), (0.5, 0.5)])
-def test_acr_tau1_before_the_first_estimate(init, expected):
+@pytest.mark.parametrize("schedule, init, expected", [
+    ("acr", None, 2 / 3), ("acr", 0.0, 2 / 3), ("after_first_estimate", None, 2.0), ("after_first_estimate", 0.5, 0.5)])
+def test_acr_tau1_at_the_first_estimating_epoch(schedule, init, expected):
+    """ACR's schedule turns zero KL sums into softmax 1/3 -> tau1 = 2/3; our earlier option keeps the initial value."""
     from semi.algorithms.acr import ACR
     from semi.config import Config
 
     cfg = Config()
-    cfg.algorithm.tau1_init = init
+    cfg.algorithm.tau1_init, cfg.algorithm.tau1_schedule = init, schedule
     acr = ACR(cfg, 3, torch.tensor([6.0, 3.0, 1.0]), [])
-    assert float(acr.tau1) == expected
-    acr.update_tau1()  # no KL accumulated yet: tau1 keeps its initial value
-    assert float(acr.tau1) == expected
+    assert float(acr.tau1) == (2.0 if init is None else init)
+    acr.update_tau1()  # no KL accumulated yet
+    assert float(acr.tau1) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("convention, expected", [("sum", 0.0037), ("mean", 0.0760)])
@@ -124,12 +126,14 @@ def test_acr_tau1_for_an_estimate_equal_to_the_prior(convention, expected):
     from semi.config import Config
 
     cfg = Config()
-    cfg.algorithm.symmetric_kl = convention
+    cfg.algorithm.symmetric_kl, cfg.algorithm.estimate_counting = convention, "images"
+    cfg.train.steps_per_epoch = 3  # the three steps below make one epoch
     counts = torch.tensor(longtail_counts(1500, 100, 10))
     acr = ACR(cfg, 10, counts.float(), [])
     acr.u_estimate.copy_(counts / counts.sum())
     targets = torch.repeat_interleave(torch.arange(10), counts)  # a batch distributed exactly as the prior
-    acr._estimate_labels = (targets, torch.ones_like(targets, dtype=torch.bool))
+    confident = torch.ones_like(targets, dtype=torch.bool)
+    acr._balanced_pseudo_labels = (targets, confident, targets, confident)
     batch = {"u_is_labeled": torch.zeros_like(targets, dtype=torch.bool)}
     info = StepInfo(step=700, epoch=cfg.algorithm.est_epoch + 1, total_steps=1000, total_epochs=10)
     for _ in range(3):
@@ -172,7 +176,8 @@ def test_acr_estimate_counts_images_or_class_presence(counting, expected):
     cfg = Config()
     cfg.algorithm.estimate_counting, cfg.algorithm.est_momentum, cfg.algorithm.est_epoch = counting, 0.0, 0
     acr = ACR(cfg, 3, torch.tensor([6.0, 3.0, 1.0]), [])
-    acr._estimate_labels = (torch.tensor([0, 0, 0, 1, 2]), torch.tensor([True, True, True, True, True]))
+    target, confident = torch.tensor([0, 0, 0, 1, 2]), torch.ones(5, dtype=torch.bool)
+    acr._balanced_pseudo_labels = (target, confident, target, confident)
     batch = {"u_is_labeled": torch.tensor([False, False, False, False, True])}
     acr.observe(SimpleNamespace(), SimpleNamespace(), batch, StepInfo(step=0, epoch=1, total_steps=10, total_epochs=1),
                 {})

@@ -143,10 +143,10 @@ def test_nonfinite_skip_mode_counts_skipped_steps(tiny_config, monkeypatch):
 def test_skip_mode_rolls_back_what_the_step_observed_and_still_evaluates(tiny_config, monkeypatch):
     """A skipped step leaves the algorithm state (bank, estimates, counters) as it was, and a skipped step that
     ends on an evaluation boundary (step 6 of eval_every 6) still evaluates and checkpoints."""
-    from semi.algorithms.acr import ACR
+    from semi.algorithms.dual_head import DualHead
     from semi.engine.trainer import Trainer
 
-    original = ACR.training_step
+    original = DualHead.training_step
 
     def poisoned(self, model, batch, info):
         result = original(self, model, batch, info)
@@ -154,8 +154,8 @@ def test_skip_mode_rolls_back_what_the_step_observed_and_still_evaluates(tiny_co
             result.loss = result.loss * float("nan")
         return result
 
-    monkeypatch.setattr(ACR, "training_step", poisoned)
-    trainer = Trainer(tiny_config(**{"algorithm.name": "semi", "train.nonfinite": "skip"}))
+    monkeypatch.setattr(DualHead, "training_step", poisoned)
+    trainer = Trainer(tiny_config(**{"algorithm.name": "acr+semi", "train.nonfinite": "skip"}))
     seen = {}
     train_step = trainer.train_step
 

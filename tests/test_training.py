@@ -10,7 +10,7 @@ import torch
 
 from semi.engine.trainer import Trainer
 
-ALGORITHMS = ["supervised", "oracle", "fixmatch", "acr", "fixmatch+semi", "semi"]
+ALGORITHMS = ["supervised", "oracle", "fixmatch", "dualhead", "acr", "fixmatch+semi", "acr+semi", "semi"]
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
@@ -33,9 +33,9 @@ def test_each_algorithm_trains_and_writes_results(tiny_config, name):
     if name not in ("supervised", "oracle"):
         pl = saved["pseudo_labels"]
         assert len(pl["pseudo_label_precision"]) == 10 and 0 <= saved["mask_rate"] <= 1
-    if name in ("acr", "semi"):
+    if name in ("dualhead", "acr", "acr+semi", "semi"):
         assert saved["metrics"]["head_used"] == "balanced"
-        assert "acr_tau1" in saved["diagnostics"]
+    assert ("acr_tau1" in saved["diagnostics"]) == name.startswith("acr")
     if name.endswith("semi"):
         assert sum(saved["diagnostics"]["bank_fill"]) > 0
     assert results["metrics"]["top1"] == m["top1"]

@@ -1,4 +1,5 @@
-"""Algorithms by name. A name is a base, optionally with '+semi' (SeMi's components attached); 'semi' = 'acr+semi'.
+"""Algorithms by name. A name is a base, optionally with '+semi' (SeMi's components attached); 'semi' =
+'dualhead+semi', SeMi on its authors' base (spec 5).
 
 New bases register with `@register_algorithm("name")`; the registry is filled by importing the package
 `semi.algorithms`, whose __init__ imports every algorithm module (a test checks nothing is left out).
@@ -13,7 +14,7 @@ from torch import Tensor
 from semi.config import Config
 
 _BASES: dict[str, type] = {}
-ALIASES = {"semi": "acr+semi"}
+ALIASES = {"semi": "dualhead+semi"}
 ATTACHABLE = ("semi",)
 
 
