@@ -51,6 +51,11 @@ class DataConfig:
     """For sources with a natural unlabeled split (imagenet127): the labeled share of each class."""
     image_size: int | None = None
     """Resize images to this size at load time (STL-10 defaults to 32); None keeps the source's size."""
+    hflip: bool | None = None
+    """Random horizontal flips in the weak (and so the strong) view; None: the source's default, on except for
+    digits, mnist and svhn (a mirrored digit is another glyph; FixMatch does not flip SVHN either)."""
+    cutout: float = 0.5
+    """Side of the strong view's Cutout square as a fraction of the image side (FixMatch: 0.5; 0 = none)."""
     num_workers: int = 0
     """Data loader worker processes; 0 builds batches in the training process."""
     prefetch: int = 2
@@ -376,6 +381,7 @@ def validate(cfg: Config) -> list[str]:
     need(d.split_seed >= 0, f"data.split_seed: must be >= 0, got {d.split_seed}")
     need(0 < d.labeled_fraction <= 1, f"data.labeled_fraction: must be in (0, 1], got {d.labeled_fraction}")
     need(d.image_size is None or d.image_size >= 8, f"data.image_size: must be >= 8, got {d.image_size}")
+    need(0 <= d.cutout <= 1, f"data.cutout: must be in [0, 1], got {d.cutout}")
     need(d.num_workers >= 0, f"data.num_workers: must be >= 0, got {d.num_workers}")
     need(d.prefetch >= 1, f"data.prefetch: must be >= 1, got {d.prefetch}")
     need(t.epochs >= 1, f"train.epochs: must be >= 1, got {t.epochs}")

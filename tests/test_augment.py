@@ -296,3 +296,27 @@ def test_loader_workers_leave_the_global_rng_alone(tiny_config):
     next(loader)
     assert torch.equal(torch.get_rng_state(), before)
     del loader
+
+
+def test_flips_off_by_source_and_cutout_size():
+    """Digits, MNIST and SVHN are not flipped (a mirrored digit is another glyph); with flips off the weak view is
+    the same crop of the unflipped image, drawn from the same stream; Cutout's side follows data.cutout."""
+    from semi.config import DataConfig
+    from semi.data.loaders import augmenter_for
+
+    assert not augmenter_for(DataConfig(name="mnist")).hflip and not augmenter_for(DataConfig(name="svhn")).hflip
+    assert augmenter_for(DataConfig(name="cifar10")).hflip and augmenter_for(DataConfig(name="mnist", hflip=True)).hflip
+    x = torch.arange(2 * 8 * 8, dtype=torch.uint8).reshape(2, 1, 8, 8)
+    flips = torch.tensor([True, True])
+    on = A.weak(x, torch.Generator().manual_seed(3))
+    off = A.weak(x, torch.Generator().manual_seed(3), hflip=False)
+    g = torch.Generator().manual_seed(3)
+    drawn = torch.rand(2, generator=g) < 0.5
+    dy, dx = torch.randint(0, 3, (2,), generator=g), torch.randint(0, 3, (2,), generator=g)
+    assert torch.equal(off, A.flip_crop(x, ~flips, dy, dx, 1))
+    assert torch.equal(on, A.flip_crop(x, drawn, dy, dx, 1)) and drawn.any()
+    blank = torch.full((64, 1, 28, 28), 255, dtype=torch.uint8)
+    for frac, side in ((0.5, 14), (0.25, 7), (0.0, 0)):
+        out = A.random_cutout(blank, torch.Generator().manual_seed(0), frac)
+        painted = (out == A.CUTOUT_FILL).flatten(1).sum(1)
+        assert painted.max().item() == side * side  # at least one square falls wholly inside at this seed

@@ -99,12 +99,13 @@ def flip_crop(x: Tensor, flip: Tensor, dy: Tensor, dx: Tensor, pad: int) -> Tens
     return _gather_pixels(x, rows[:, :, None].expand(n, h, w), cols[:, None, :].expand(n, h, w))
 
 
-def weak(x: Tensor, gen: torch.Generator) -> Tensor:
-    """FixMatch's weak view: flip with p=0.5, then a random crop after round(0.125 * H) reflect padding."""
+def weak(x: Tensor, gen: torch.Generator, hflip: bool = True) -> Tensor:
+    """FixMatch's weak view: flip with p=0.5 (if `hflip`), then a random crop after round(0.125 * H) reflect
+    padding. The flip draw is made either way, so switching flips off changes nothing else in the stream."""
     _check(x)
     n, _, h, _ = x.shape
     pad = round(0.125 * h)
-    flip = torch.rand(n, generator=gen) < 0.5
+    flip = (torch.rand(n, generator=gen) < 0.5) & hflip
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     return flip_crop(x, flip, dy, dx, pad)
@@ -396,9 +397,10 @@ def rand_augment_mc(x: Tensor, gen: torch.Generator, n_ops: int = 2, m: int = PA
     return out
 
 
-def strong(x: Tensor, gen: torch.Generator) -> Tensor:
-    """FixMatch's strong view: weak, RandAugmentMC(n=2, m=10), then a grey Cutout of half the image side."""
-    return random_cutout(rand_augment_mc(weak(x, gen), gen), gen)
+def strong(x: Tensor, gen: torch.Generator, hflip: bool = True, cutout_frac: float = 0.5) -> Tensor:
+    """FixMatch's strong view: weak, RandAugmentMC(n=2, m=10), then a grey Cutout of `cutout_frac` of the image
+    side (FixMatch: half). The Cutout draws are made even at 0, so the stream stays the same."""
+    return random_cutout(rand_augment_mc(weak(x, gen, hflip), gen), gen, cutout_frac)
 
 
 # ---------------------------------------------------------------------------------------------- normalisation
@@ -422,19 +424,21 @@ class Augmenter:
     - random signs are drawn for every op (unused by unsigned ops), and all draws are made per batch up front.
     """
 
-    def __init__(self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
+    def __init__(self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 hflip: bool = True, cutout_frac: float = 0.5):
         self.mean = tuple(mean) if mean is not None else (0.0,)
         self.std = tuple(std) if std is not None else (1.0,)
+        self.hflip, self.cutout_frac = hflip, cutout_frac
 
     def weak(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        return weak(x, gen)
+        return weak(x, gen, self.hflip)
 
     def strong(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        return strong(x, gen)
+        return strong(x, gen, self.hflip, self.cutout_frac)
 
     def views(self, x: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """One weak and two independent strong views of the same images (drawn in that order)."""
-        return weak(x, gen), strong(x, gen), strong(x, gen)
+        return self.weak(x, gen), self.strong(x, gen), self.strong(x, gen)
 
     def normalize(self, x: Tensor) -> Tensor:
         return to_float(x, self.mean, self.std)

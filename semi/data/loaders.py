@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from semi.config import DataConfig
 from semi.data.augment import Augmenter
 from semi.data.prepare import PreparedData
 
@@ -56,9 +57,20 @@ class EpochSampler:
         return torch.cat(out)
 
 
+NO_FLIP_SOURCES = frozenset({"digits", "mnist", "svhn"})
+"""Sources whose classes are not mirror-symmetric: no horizontal flip unless data.hflip says so."""
+
+
+def augmenter_for(data_cfg: DataConfig) -> Augmenter:
+    """The weak/strong augmentation of a data config (flips by source unless set, Cutout size)."""
+    hflip = data_cfg.hflip if data_cfg.hflip is not None else data_cfg.name not in NO_FLIP_SOURCES
+    return Augmenter(hflip=hflip, cutout_frac=data_cfg.cutout)
+
+
 class StepBatches(Dataset):
     def __init__(self, data: PreparedData, batch_size: int, mu: int, seed: int, total_steps: int,
-                 use_unlabeled: bool = True, true_labels: bool = False, rank: int = 0, world_size: int = 1):
+                 use_unlabeled: bool = True, true_labels: bool = False, rank: int = 0, world_size: int = 1,
+                 augmenter: Augmenter | None = None):
         self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()  # N, C, H, W uint8
         labels = torch.from_numpy(data.labels)
         split = data.split
@@ -71,7 +83,7 @@ class StepBatches(Dataset):
         self.batch_size, self.mu, self.seed, self.total_steps = batch_size, mu, seed, total_steps
         self.use_unlabeled = use_unlabeled
         self.rank, self.world_size = rank, world_size
-        self.augmenter = Augmenter()
+        self.augmenter = augmenter or Augmenter()
         self.labeled_sampler = EpochSampler(len(self.labeled_idx), seed, _LABELED)
         self.unlabeled_sampler = EpochSampler(len(self.unlabeled_idx), seed, _UNLABELED)
 

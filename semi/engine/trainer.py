@@ -23,7 +23,7 @@ from semi.algorithms import build_algorithm
 from semi.algorithms.base import StepInfo
 from semi.algorithms.registry import base_class
 from semi.config import Config, save_config
-from semi.data.loaders import StepBatches, make_loader
+from semi.data.loaders import StepBatches, augmenter_for, make_loader
 from semi.data.prepare import PreparedData, prepare_data
 from semi.engine import distributed as dist
 from semi.engine.checkpoint import CheckpointManager, atomic_write_text, load_checkpoint
@@ -148,7 +148,7 @@ class Trainer:
         self.batches = StepBatches(d, t.batch_size, t.mu, t.seed, cfg.total_steps,
                                    use_unlabeled=self.algorithm.uses_unlabeled,
                                    true_labels=self.algorithm.trains_on_true_labels,
-                                   rank=self.rank, world_size=self.world_size)
+                                   rank=self.rank, world_size=self.world_size, augmenter=augmenter_for(cfg.data))
         self.checkpoints = CheckpointManager(self.run_dir, t.keep_checkpoints)
         if self.is_main and not read_only:
             self.checkpoints.remove_stale_temporaries()
