@@ -107,15 +107,18 @@ def setting_overrides(setting: str) -> list[str]:
     return [f"data.unlabeled_distribution={setting}"]
 
 
-def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fresh: bool = False) -> dict:
+def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fresh: bool = False,
+             setting_override: bool = True) -> dict:
     """Train one cell. A run folder left by an interrupted sweep is resumed (`--resume auto`); `fresh` deletes it
-    first (for --rerun: resuming a finished run would return its old result)."""
+    first (for --rerun: resuming a finished run would return its old result). `setting_override`: the cell's
+    setting names the unlabeled distribution (False: the overrides say it)."""
     setting, method, seed = cell.split("/")
     out_dir = runs_dir / protocol.name / cell.replace("/", "_")
     if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
-    args = [*protocol.overrides, *setting_overrides(setting), *extra, f"train.seed={seed}",
-            f"train.out_dir={out_dir}", "train.progress=false", "train.tensorboard=false"]
+    distribution = setting_overrides(setting) if setting_override else []
+    args = [*protocol.overrides, *distribution, *extra, f"train.seed={seed}", f"train.out_dir={out_dir}",
+            "train.progress=false", "train.tensorboard=false"]
     cmd = [sys.executable, "-m", "semi", "train", "--resume", "auto", *args]
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -129,6 +132,7 @@ def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fr
         "top1": m["top1"], "balanced_accuracy": m["balanced_accuracy"], "head_accuracy": m["head_accuracy"],
         "medium_accuracy": m["medium_accuracy"], "tail_accuracy": m["tail_accuracy"],
         "per_class_accuracy": m["per_class_accuracy"], "head_used": m["head_used"],
+        "std_top1": results["metrics_by_head"]["standard"]["top1"],
         "balanced_head": {k: results["metrics_by_head"]["balanced"][k] for k in
                           ("top1", "balanced_accuracy", "head_accuracy", "medium_accuracy", "tail_accuracy")},
         "summary": results["summary"], "mask_rate": results.get("mask_rate"),

@@ -182,3 +182,52 @@ def test_acr_estimate_counts_images_or_class_presence(counting, expected):
     acr.observe(SimpleNamespace(), SimpleNamespace(), batch, StepInfo(step=0, epoch=1, total_steps=10, total_epochs=1),
                 {})
     assert acr.u_estimate.tolist() == expected
+
+
+def test_bank_purity_counts_after_inserts():
+    """Row 0 gets entries of hidden classes 0, 1, 0 and one unknown (-1); row 1 one entry of class 1. Row 0 keeps its
+    2 most confident (0.9: class 0, 0.8: unknown): purity 1/1; after a better class-1 entry evicts the unknown one:
+    1/2."""
+    from semi.algorithms.components.memory_bank import ClassBalancedMemoryBank
+
+    bank = ClassBalancedMemoryBank(2, 2, 3)
+    z = torch.zeros(5, 3)
+    bank.insert(z, torch.tensor([0, 0, 0, 0, 1]), torch.tensor([0.9, 0.5, 0.3, 0.8, 0.7]),
+                truth=torch.tensor([0, 1, 0, -1, 1]))
+    right, known = bank.purity_counts()
+    assert right.tolist() == [1, 1] and known.tolist() == [1, 1]
+    bank.insert(z[:1], torch.tensor([0]), torch.tensor([0.85]), truth=torch.tensor([1]))
+    right, known = bank.purity_counts()
+    assert right.tolist() == [1, 1] and known.tolist() == [2, 1]
+    assert bank.truth[0].sort().values.tolist() == [0, 1]
+
+
+def test_window_means_turn_hit_counts_into_ratios():
+    from semi.evaluation.metrics import window_means
+
+    sums = {"mask_rate": torch.tensor(1.5), "hard_acc_hits": torch.tensor(3.0), "hard_acc_total": torch.tensor(12.0),
+            "proto_acc_hits": torch.tensor(0.0), "proto_acc_total": torch.tensor(0.0), "loss_sup": torch.tensor(9.0)}
+    out = window_means(sums, 3)
+    assert out["window_mask_rate"] == pytest.approx(0.5) and out["window_hard_acc"] == 0.25
+    assert math.isnan(out["window_proto_acc"]) and set(out) == {"window_mask_rate", "window_hard_acc",
+                                                                 "window_proto_acc"}
+
+
+def test_oheml_weight_per_class_by_hidden_label():
+    from types import SimpleNamespace
+
+    from semi.algorithms.base import StepInfo
+    from semi.algorithms.components.oheml import OHEMLComponent
+    from semi.config import SemiConfig
+
+    comp = OHEMLComponent(SemiConfig(warmup_epochs=0), 3)
+    probs = torch.tensor([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    pl = PseudoLabels(probs, probs, 0.0)
+    pl.mask = torch.tensor([True, True, False, True])
+    info = StepInfo(step=0, epoch=1, total_steps=10, total_epochs=2)
+    w = comp.sample_weights(pl, info, {})
+    assert w.tolist() == pytest.approx([0.25, 1.0, 0.75 * math.log(2) / math.log(3) + 0.25, 0.25])
+    comp.observe(pl, SimpleNamespace(), {"u_y": torch.tensor([2, 2, 0, -1])}, info, {})
+    means = comp.diagnostics()["oheml_weight_per_class"]
+    assert math.isnan(means[0]) and math.isnan(means[1]) and means[2] == pytest.approx(0.625)
+    assert comp.weight_count.sum() == 0  # reset for the next window

@@ -191,6 +191,13 @@ class Algorithm(nn.Module):
         return stats
 
 
+def log_hits(logs: dict[str, Tensor], name: str, hit: Tensor, among: Tensor) -> None:
+    """Log `<name>_hits` / `<name>_total` counts (device tensors, no sync); each evaluation window reports their
+    ratio as `window_<name>` (e.g. the hidden-label accuracy of the rejected, hard samples' pseudo-labels)."""
+    logs[f"{name}_hits"] = (hit & among).float().sum()
+    logs[f"{name}_total"] = among.float().sum()
+
+
 def masked_ce(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
     """mean_b(weights_b * CE(logits_b, target_b)) over the whole batch (rejected samples count as zeros)."""
     return (F.cross_entropy(logits, target, reduction="none") * weights).mean()
@@ -257,6 +264,7 @@ class SemiSupervisedAlgorithm(Algorithm):
             logs["mask_rate"] = pl.mask.float().mean()
             correct = ((pl.target == batch["u_y"]) & pl.mask).float().sum()
             logs["pseudo_label_acc"] = correct / pl.mask.sum().clamp_min(1)
+            log_hits(logs, "hard_acc", pl.target == batch["u_y"], ~pl.mask & (batch["u_y"] >= 0))
         loss = torch.stack(list(losses.values())).sum()
         return StepResult(loss, losses, logs)
 

@@ -32,7 +32,7 @@ from semi.engine.logging import MetricsLogger, environment, to_json
 from semi.engine.optim import build_optimizer, build_scheduler
 from semi.errors import CheckpointError, SemiError
 from semi.evaluation.evaluate import evaluate_heads, normalize
-from semi.evaluation.metrics import summarize_history
+from semi.evaluation.metrics import summarize_history, window_means
 from semi.models import build_model
 
 
@@ -416,8 +416,7 @@ class Trainer:
                              **({"val_top1": ev["validation"]["top1"]} if "validation" in ev else {})})
         pl = self.algorithm.pop_pseudo_label_stats() if self.algorithm.uses_unlabeled else None
         diag = self.algorithm.diagnostics()
-        window = {f"window_{k}": float(v) / max(1, self._eval_steps) for k, v in self._eval_sums.items()
-                  if not k.startswith("loss")}  # e.g. prototype agreement, mean OHEML weight, mask rates
+        window = window_means(self._eval_sums, self._eval_steps)  # e.g. mask rates, prototype accuracy
         self._eval_sums, self._eval_steps = {}, 0
         record = {**self.history[-1], **({} if pl is None else pl), **diag, **window}
         if "acr_unlabeled_estimate" in diag:

@@ -4,6 +4,7 @@ the confusion matrix, and summaries over evaluations (best, mean of the last 20)
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -77,4 +78,20 @@ def summarize_history(history: list[dict[str, float]], keys: tuple[str, ...] = (
         if values:
             out[f"best_{key}"] = float(max(values))
             out[f"mean_last{last}_{key}"] = float(np.mean(values[-last:]))
+    return out
+
+
+def window_means(sums: dict[str, Any], steps: int) -> dict[str, float]:
+    """An evaluation window's step logs as `window_<name>`: per-step means, except that a pair `<x>_hits` and
+    `<x>_total` (counts, e.g. correct and masked pseudo-labels) becomes the ratio `window_<x>` = hits / total
+    over the whole window (NaN when total is 0): a mean of per-step ratios would weight small batches wrongly."""
+    out: dict[str, float] = {}
+    for k, v in sums.items():
+        if k.startswith("loss"):
+            continue
+        if k.endswith("_hits") and k[:-5] + "_total" in sums:
+            total = float(sums[k[:-5] + "_total"])
+            out[f"window_{k[:-5]}"] = float(v) / total if total > 0 else float("nan")
+        elif not (k.endswith("_total") and k[:-6] + "_hits" in sums):
+            out[f"window_{k}"] = float(v) / max(1, steps)
     return out

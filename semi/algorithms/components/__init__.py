@@ -19,7 +19,7 @@ def build_semi_components(cfg: Config, num_classes: int, embed_dim: int) -> list
     if s.prototypes:
         parts.append(PrototypeComponent(s, num_classes))
     if s.oheml:
-        parts.append(OHEMLComponent(s))
+        parts.append(OHEMLComponent(s, num_classes))
     if s.feature_consistency:
         parts.append(FeatureConsistencyComponent(s, embed_dim))
     return parts

@@ -24,10 +24,15 @@ class MemoryBankComponent(Component):
         emb = torch.cat([s1.embedding, s2.embedding]).detach().float()
         # Under DDP every rank inserts every rank's candidates (in rank order): the banks stay identical.
         self.bank.insert(all_gather_cat(emb), all_gather_cat(pl.target.repeat(2)),
-                         all_gather_cat(pl.confidence.repeat(2).float()), all_gather_cat(pl.mask.repeat(2)))
+                         all_gather_cat(pl.confidence.repeat(2).float()), all_gather_cat(pl.mask.repeat(2)),
+                         truth=all_gather_cat(batch["u_y"].repeat(2)))
         if (info.step + 1) % self.cfg.decay_every == 0:
             self.bank.decay(self.cfg.decay)
 
     def diagnostics(self) -> dict[str, object]:
+        right, known = (v.cpu().double() for v in self.bank.purity_counts())
+        nan = float("nan")
         return {"bank_fill": [int(v) for v in self.bank.fill_counts()],
-                "bank_mean_confidence": [float(v) for v in self.bank.mean_confidence()]}
+                "bank_mean_confidence": [float(v) for v in self.bank.mean_confidence()],
+                "bank_purity": float(right.sum() / known.sum()) if known.sum() > 0 else nan,
+                "bank_purity_per_class": [float(r / k) if k > 0 else nan for r, k in zip(right, known)]}

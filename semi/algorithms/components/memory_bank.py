@@ -43,6 +43,8 @@ class ClassBalancedMemoryBank(nn.Module):
         """Inserted since the last decay."""
         self.register_buffer("keys", _rank_keys(self.confidence, torch.full((num_classes, size), -1)))
         """Merge keys of the slots (confidence, then insertion order; empty slots count as inserted at -1)."""
+        self.register_buffer("truth", torch.full((num_classes, size), -1, dtype=torch.int64))
+        """Hidden label of each entry (-1: empty or unknown); diagnostics only (bank purity), never used to train."""
         self.register_buffer("offered", torch.zeros((), dtype=torch.int64))
         self.register_buffer("class_sum", torch.zeros(num_classes, dim))
         """Running sum of each row's filled embeddings (prototypes without summing K x D per step); empty slots
@@ -61,9 +63,11 @@ class ClassBalancedMemoryBank(nn.Module):
         return self.filled.sum(dim=1)
 
     @torch.no_grad()
-    def insert(self, embeddings: Tensor, labels: Tensor, confidence: Tensor, valid: Tensor | None = None) -> None:
+    def insert(self, embeddings: Tensor, labels: Tensor, confidence: Tensor, valid: Tensor | None = None,
+               truth: Tensor | None = None) -> None:
         """Offer a batch of candidates (in order); equal to offering them one at a time. Invalid candidates get
-        confidence -inf, which never enters (an empty slot is older and wins the tie)."""
+        confidence -inf, which never enters (an empty slot is older and wins the tie). `truth`: the candidates'
+        hidden labels, stored with the entries for `purity` (diagnostics only)."""
         n = labels.numel()
         if n == 0:
             return
@@ -92,6 +96,8 @@ class ClassBalancedMemoryBank(nn.Module):
         self.keys.view(-1).index_copy_(0, slot, cand_keys.index_select(0, entering))
         self.confidence.view(-1).index_copy_(0, slot, conf.index_select(0, entering))
         self.fresh.view(-1).index_fill_(0, slot, True)
+        tags = truth.index_select(0, entering) if truth is not None else torch.full_like(slot, -1)
+        self.truth.view(-1).index_copy_(0, slot, tags.long())
 
     @torch.no_grad()
     def decay(self, beta: float) -> None:
@@ -112,6 +118,13 @@ class ClassBalancedMemoryBank(nn.Module):
         counts = self.fill_counts()
         centres = self.class_sum / counts.clamp_min(1)[:, None]
         return centres, counts > 0
+
+    def purity_counts(self) -> tuple[Tensor, Tensor]:
+        """Per class: (filled entries whose hidden label is the row's class, filled entries with a known hidden
+        label). Their ratio is the bank's purity."""
+        known = self.filled & (self.truth >= 0)
+        right = known & (self.truth == torch.arange(self.num_classes, device=self.truth.device)[:, None])
+        return right.sum(1), known.sum(1)
 
     def mean_confidence(self) -> Tensor:
         filled = self.filled

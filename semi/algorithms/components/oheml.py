@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
-from semi.algorithms.base import Component, PseudoLabels, StepInfo
+from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
 from semi.config import SemiConfig
+from semi.engine.distributed import all_reduce_sum
 
 
 def entropy_weights(p: Tensor, strength: float) -> Tensor:
@@ -18,13 +20,35 @@ def entropy_weights(p: Tensor, strength: float) -> Tensor:
 
 
 class OHEMLComponent(Component):
-    def __init__(self, cfg: SemiConfig):
+    def __init__(self, cfg: SemiConfig, num_classes: int):
         super().__init__()
         self.cfg = cfg
+        self.register_buffer("weight_sum", torch.zeros(num_classes))
+        self.register_buffer("weight_count", torch.zeros(num_classes))
+        """Diagnostics since the last evaluation: OHEML weights of masked images summed by their hidden class."""
 
     def sample_weights(self, pl: PseudoLabels, info: StepInfo, logs: dict[str, Tensor]) -> Tensor | None:
         if info.epoch <= self.cfg.warmup_epochs:
             return None
         w = entropy_weights(pl.probs.detach(), self.cfg.oheml_strength)
         logs["oheml_weight"] = (w * pl.mask).sum() / pl.mask.sum().clamp_min(1)
+        self._last_weights = w
         return w
+
+    @torch.no_grad()
+    def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
+                logs: dict[str, Tensor]) -> None:
+        if info.epoch <= self.cfg.warmup_epochs:
+            return
+        counted = (pl.mask & (batch["u_y"] >= 0)).float()
+        truth = batch["u_y"].clamp_min(0)
+        self.weight_sum.index_add_(0, truth, self._last_weights * counted)
+        self.weight_count.index_add_(0, truth, counted)
+
+    def diagnostics(self) -> dict[str, object]:
+        """Mean OHEML weight of the masked images of each hidden class since the last call (then reset)."""
+        total, count = all_reduce_sum(self.weight_sum.clone()), all_reduce_sum(self.weight_count.clone())
+        means = [float(s / c) if c > 0 else float("nan") for s, c in zip(total.tolist(), count.tolist())]
+        self.weight_sum.zero_()
+        self.weight_count.zero_()
+        return {"oheml_weight_per_class": means}

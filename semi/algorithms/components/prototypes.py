@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
+from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views, log_hits
 from semi.algorithms.components.bank import MemoryBankComponent
 from semi.config import SemiConfig
 from semi.engine.distributed import all_reduce_sum
@@ -64,12 +64,19 @@ class PrototypeComponent(Component):
         base = pl.raw_probs if self._raw_source else pl.probs
         logs["proto_agreement"] = (q.argmax(1) == base.argmax(1)).float().mean()
         pl.replace_probs(blend(base, q, a))
+        self._last_targets = (q.argmax(1), base.argmax(1))  # for observe's accuracy diagnostics
 
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:
         counts = torch.zeros_like(self.pl_counts).index_add_(0, pl.target, pl.mask.float())
         self.pl_counts += all_reduce_sum(counts)
+        if self.active(info):  # accuracy on masked images with a known hidden label: prototypes, classifier, blend
+            proto, classifier = self._last_targets
+            truth, among = batch["u_y"], pl.mask & (batch["u_y"] >= 0)
+            log_hits(logs, "proto_acc", proto == truth, among)
+            log_hits(logs, "classifier_acc", classifier == truth, among)
+            log_hits(logs, "blend_acc", pl.target == truth, among)
 
     def diagnostics(self) -> dict[str, object]:
         return {"proto_class_weight": [float(v) for v in self.class_weight]}
