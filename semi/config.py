@@ -173,6 +173,10 @@ class SemiConfig:
     oheml: bool = True
     feature_consistency: bool = True
     threshold: float = 0.7
+    """SeMi's lowered tau for every mask of the step (spec 5.3; the bases keep algorithm.threshold)."""
+    threshold_schedule: Literal["always", "after_warmup"] = "always"
+    """always: semi.threshold from the first step (the authors' commands); after_warmup: the base's threshold
+    until the epoch index exceeds semi.warmup_epochs, then semi.threshold (an ablation of ours)."""
     bank_size: int = 128
     decay_every: int = 100
     decay: float = 0.99

@@ -183,3 +183,21 @@ def test_dual_head_losses_on_a_hand_made_batch():
     assert p12[0].max() < 0.95 and p12.argmax(1).tolist() == [0, 1, 1]
     expected = F.cross_entropy(s_logits[1:2], torch.tensor([1])) / 3  # only row 1 passes; mean over 3 images
     assert losses["unsup_bal"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("schedule, expected", [("always", [0.7, 0.7, 0.7]), ("after_warmup", [0.95, 0.95, 0.7])])
+def test_semi_threshold_schedule(schedule, expected):
+    """SeMi's 0.7 from the first step (the authors' commands), or the base's 0.95 until the warm-up ends (epoch index
+    > semi.warmup_epochs = 1); the bases alone always use 0.95."""
+    from semi.algorithms.registry import build_algorithm
+
+    cfg = Config()
+    cfg.algorithm.name, cfg.semi.warmup_epochs, cfg.semi.threshold_schedule = "semi", 1, schedule
+    algo = build_algorithm(cfg, C, PRIOR, embed_dim=3)
+    infos = [StepInfo(step=e * 10, epoch=e, total_steps=100, total_epochs=10) for e in range(3)]
+    assert [algo.threshold_for(i) for i in infos] == expected
+    logits = torch.tensor([[2.0, 0.0, 0.0, 0.0]])  # confidence 0.77: passes 0.7, not 0.95
+    weak = ModelOutput(torch.zeros(1, 3), logits, logits)
+    assert [bool(algo.pseudo_labels(weak, i).mask) for i in infos] == [t == 0.7 for t in expected]
+    cfg.algorithm.name = "dualhead"
+    assert build_algorithm(cfg, C, PRIOR, embed_dim=3).threshold_for(infos[2]) == 0.95

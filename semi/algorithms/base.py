@@ -214,6 +214,14 @@ class SemiSupervisedAlgorithm(Algorithm):
         for comp in components:
             comp.bind(self)
 
+    def threshold_for(self, info: StepInfo) -> float:
+        """tau of every mask of this step. With SeMi attached: semi.threshold (spec 5.3), or with
+        semi.threshold_schedule=after_warmup the base's threshold until the warm-up ends (a Python float: no sync)."""
+        if self.components and self.cfg.semi.threshold_schedule == "after_warmup" \
+                and info.epoch <= self.cfg.semi.warmup_epochs:
+            return self.cfg.algorithm.threshold
+        return self.threshold
+
     def component(self, kind: type) -> Component | None:
         return next((c for c in self.components if isinstance(c, kind)), None)
 

@@ -40,26 +40,27 @@ class DualHead(SemiSupervisedAlgorithm):
 
     def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
         logits, t = weak.logits.float(), self.cfg.algorithm.temperature  # T divides every pseudo-label, as in ACR
-        raw = torch.softmax(logits / t, dim=1)
+        raw, threshold = torch.softmax(logits / t, dim=1), self.threshold_for(info)
         tau1 = self.standard_head_debiasing()
         if isinstance(tau1, float) and tau1 == 0.0:
-            return PseudoLabels(raw, raw, self.threshold)
+            return PseudoLabels(raw, raw, threshold)
         debiased = torch.softmax((logits - self.debias_ramp(info) * tau1 * self.log_prior) / t, dim=1)
-        return PseudoLabels(debiased, raw, self.threshold)
+        return PseudoLabels(debiased, raw, threshold)
 
     def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         """L_u^b: balanced-head pseudo-labels debiased by tau12, OR-mask with the balanced head's confidence."""
         with torch.no_grad():
             tau12 = self.debias_ramp(info) * self.cfg.algorithm.tau12
+            threshold = self.threshold_for(info)
             t = self.cfg.algorithm.temperature
             p12 = torch.softmax((views.weak.logits.float() - tau12 * self.log_prior) / t, dim=1)
             pb = torch.softmax(views.weak.logits_balanced.float() / t, dim=1)
             conf12, target = p12.max(dim=1)
             conf_b, target_b = pb.max(dim=1)
-            mask = (conf12 >= self.threshold) | (conf_b >= self.threshold)
+            mask = (conf12 >= threshold) | (conf_b >= threshold)
             # Kept for subclasses that read the balanced head (ACR's estimate of the unlabeled distribution).
-            self._balanced_pseudo_labels = (target, mask, target_b, conf_b >= self.threshold)
+            self._balanced_pseudo_labels = (target, mask, target_b, conf_b >= threshold)
             logs["mask_rate_bal"] = mask.float().mean()
         s1, s2 = views.strong
         w = mask.float()

@@ -15,4 +15,4 @@ class FixMatch(SemiSupervisedAlgorithm):
 
     def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
         p = torch.softmax(weak.logits.float() / self.cfg.algorithm.temperature, dim=1)
-        return PseudoLabels(p, p, self.threshold)
+        return PseudoLabels(p, p, self.threshold_for(info))
