@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from semi.evaluation.metrics import (
     class_groups,
@@ -63,3 +64,19 @@ def test_history_summary():
     assert s["best_top1"] == 29.0
     assert s["mean_last20_top1"] == np.mean(range(10, 30))
     assert s["mean_last20_balanced_accuracy"] == np.mean(range(10, 30)) / 2
+
+
+def test_paired_difference_by_hand():
+
+    from semi.evaluation.metrics import paired_difference
+
+    a = {0: 70.0, 1: 72.0, 2: 74.0, 3: 99.0}
+    b = {0: 65.0, 1: 66.0, 2: 65.0}  # seed 3 has no pair
+    out = paired_difference(a, b)
+    # differences 5, 6, 9: mean 6.667, sd = sqrt(((-5/3)^2 + (-2/3)^2 + (7/3)^2) / 2) = 2.0817; t(2) = 4.303
+    half = 4.303 * math.sqrt(13 / 3) / math.sqrt(3)
+    assert out["n"] == 3 and out["mean"] == pytest.approx(20 / 3) and out["min"] == 5.0
+    assert out["low"] == pytest.approx(20 / 3 - half) and out["high"] == pytest.approx(20 / 3 + half)
+    single = paired_difference({0: 1.0}, {0: 3.0})
+    assert single["mean"] == -2.0 and math.isnan(single["low"])
+    assert paired_difference({0: 1.0}, {1: 1.0}) is None

@@ -18,11 +18,11 @@ from semi.evaluation.report import plot_method_comparison, plot_per_class, write
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(r"<img src='data:image/png;base64,([A-Za-z0-9+/=]+)'")
 ALL_FIGURES = {"training_curves.png", "per_class_accuracy.png", "confusion_matrix.png", "pseudo_label_quality.png",
-               "acr_distribution.png", "memory_bank.png"}
-EXPECTED = {
+               "acr_distribution.png", "memory_bank.png", "semi_diagnostics.png"}
+EXPECTED = {  # tiny runs have semi.warmup_epochs=0, so the prototype and OHEML statistics are logged
     "acr+semi": ALL_FIGURES,
-    "semi": ALL_FIGURES - {"acr_distribution.png"},  # SeMi's own base has no distribution estimate
-    "fixmatch": ALL_FIGURES - {"acr_distribution.png", "memory_bank.png"},
+    "semi": ALL_FIGURES - {"acr_distribution.png"},  # semi = dualhead+semi: no distribution estimate
+    "fixmatch": ALL_FIGURES - {"acr_distribution.png", "memory_bank.png", "semi_diagnostics.png"},
     "supervised": {"training_curves.png", "per_class_accuracy.png", "confusion_matrix.png"},
 }
 
@@ -64,6 +64,10 @@ def test_report_of_a_finished_run(tiny_config, name):
     assert "results.json is missing" not in page
     if name == "fixmatch":
         assert "fixmatch is not ACR-based" in page and "fixmatch has no SeMi memory bank" in page
+        assert "fixmatch has no SeMi components" in page
+    if name == "semi":
+        assert "semi is not ACR-based" in page and "SeMi: what its parts do" in page
+        assert {"window_proto_acc", "window_blend_acc", "oheml_weight_per_class"} <= set(results["diagnostics"])
     if name == "supervised":
         assert "supervised makes no pseudo-labels" in page
 
@@ -109,6 +113,51 @@ def test_report_survives_broken_files(tmp_path):
     assert "3 line(s) of metrics.jsonl were not valid records" in page
     assert len(_images(page)) == 2 and "could not be drawn" not in page  # training curves, pseudo-label quality
     assert "50.00%" in page
+
+
+def _semi_eval(step: int, num: int, warm: bool, nulls: bool = False) -> dict:
+    rec = {"kind": "eval", "step": step, "top1": 40.0 + step / 10, "balanced_accuracy": 35.0,
+           "pseudo_label_accuracy": 0.6 + step / 1000, "window_mask_rate": 0.5 + step / 500,
+           "window_hard_acc": None if nulls else 0.3 + step / 1000,
+           "bank_purity": None if nulls or warm else 0.7, "bank_purity_per_class": [None if nulls else 0.7] * num,
+           "bank_fill": [min(8, step // 10)] * num}
+    if not warm:  # the prototypes and OHEML start after the warm-up
+        rec.update(window_proto_acc=None if nulls else 0.55 + step / 2000, window_classifier_acc=0.6,
+                   window_blend_acc=None if nulls else 0.65,
+                   oheml_weight_per_class=[None if nulls and k % 2 else 0.3 + 0.6 * k / num for k in range(num)])
+    return rec
+
+
+@pytest.mark.parametrize("num", [4, 40])
+def test_semi_diagnostics_from_synthetic_records(tmp_path, num):
+    (tmp_path / "config.yaml").write_text("algorithm: {name: semi}\nsemi: {oheml_strength: 0.75, bank_size: 8}\n")
+    lines = [_semi_eval(10, num, warm=True)] + [_semi_eval(s, num, warm=False) for s in (20, 30, 40)]
+    lines.append(_semi_eval(50, num, warm=False, nulls=True))  # an evaluation window with nothing measurable
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    page = write_report(tmp_path).read_text()
+    png = tmp_path / "report" / "semi_diagnostics.png"
+    assert png.read_bytes().startswith(PNG_MAGIC) and png.stat().st_size > 5000
+    assert "SeMi: what its parts do" in page and "could not be drawn" not in page
+    assert "Not drawn" in page and "semi is not ACR-based" in page
+
+
+def test_semi_diagnostics_absent_without_its_keys(tmp_path):
+    lines = [{"kind": "eval", "step": s, "top1": 50.0, "window_hard_acc": 0.3, "window_mask_rate": 0.6,
+              "pseudo_label_accuracy": 0.7} for s in (10, 20)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    page = write_report(tmp_path).read_text()  # no config: the algorithm is unknown
+    assert not (tmp_path / "report" / "semi_diagnostics.png").exists()
+    assert "diagnostics (bank purity, prototype and OHEML statistics) not logged" in page
+    (tmp_path / "config.yaml").write_text("algorithm: {name: fixmatch}\n")
+    assert "fixmatch has no SeMi components" in write_report(tmp_path).read_text()
+    (tmp_path / "config.yaml").write_text("algorithm: {name: acr+semi}\n"
+                                          "semi: {memory_bank: false, prototypes: false, oheml: false}\n")
+    assert "memory bank, prototypes and OHEML are switched off" in write_report(tmp_path).read_text()
+    nulls = [{**rec, "bank_purity": None, "window_proto_acc": None, "window_hard_acc": None} for rec in lines]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in nulls) + "\n")
+    (tmp_path / "config.yaml").write_text("algorithm: {name: acr+semi}\n")
+    page = write_report(tmp_path).read_text()
+    assert "diagnostics hold no values yet" in page  # only the grey reference lines would be left
 
 
 def _records() -> list[dict]:

@@ -95,3 +95,22 @@ def window_means(sums: dict[str, Any], steps: int) -> dict[str, float]:
         elif not (k.endswith("_total") and k[:-6] + "_hits" in sums):
             out[f"window_{k}"] = float(v) / max(1, steps)
     return out
+
+
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond 30: the normal's 1.96 is within 4%).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, float] | None:
+    """Mean of a[s] - b[s] over the seeds s both have, with its 95% t-interval (mean +- t * sd / sqrt(n)); None
+    without a common seed. With one seed the interval is undefined (NaN)."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds], dtype=np.float64)
+    n, mean = len(d), float(d.mean())
+    if n == 1:
+        return {"n": 1, "mean": mean, "low": math.nan, "high": math.nan, "min": mean}
+    half = (_T975[n - 2] if n - 1 <= len(_T975) else 1.96) * float(d.std(ddof=1)) / math.sqrt(n)
+    return {"n": n, "mean": mean, "low": mean - half, "high": mean + half, "min": float(d.min())}

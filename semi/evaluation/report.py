@@ -706,6 +706,122 @@ def plot_memory_bank(run: RunData, out_png: Path) -> Path | None:
     return _save(fig, out_png)
 
 
+SEMI_KEYS = ("bank_purity", "window_proto_acc", "window_classifier_acc", "window_blend_acc",
+             "oheml_weight_per_class")
+"""Eval-record keys only SeMi's components log (window_hard_acc is every semi-supervised algorithm's)."""
+
+
+def _has_semi(algo: str) -> bool:
+    """Whether an algorithm name attaches SeMi's components ('semi' = 'dualhead+semi', or '<base>+semi')."""
+    return algo == "semi" or algo.endswith("+semi")
+
+
+def _eval_records(run: RunData) -> list[dict[str, Any]]:
+    """metrics.jsonl's evaluations, else results.json's last one (one point) when it carries a step."""
+    if run.evals:
+        return run.evals
+    last = run.last_eval
+    return [last] if isinstance(last, dict) and isinstance(last.get("step"), (int, float)) else []
+
+
+def plot_semi_diagnostics(run: RunData, out_png: Path) -> Path | None:
+    """SeMi: prototype vs classifier vs blended pseudo-label accuracy and bank purity; the hard (rejected) share and
+    its accuracy; OHEML's mean weight per hidden class at the last evaluation that has it."""
+    if run.algorithm != "unknown" and not _has_semi(run.algorithm):
+        return None
+    records = _eval_records(run)
+    if not any(k in r for r in records for k in SEMI_KEYS):
+        return None
+    lines = [  # panel 1: (key, label, colour, style, width)
+        ("window_proto_acc", "prototypes alone (nearest bank class mean)", "#9467bd", "-", 1.5),
+        ("window_classifier_acc", "classifier alone (base pseudo-label)", "#1f77b4", "-", 1.5),
+        ("window_blend_acc", "blend (the pseudo-label used)", "black", "-", 2.4),
+        ("bank_purity", "bank purity (entries truly of their row's class)", "#2ca02c", (0, (4, 3)), 1.6),
+    ]
+    acc = [(label, colour, ls, lw, *_series(records, key, 100.0)) for key, label, colour, ls, lw in lines]
+    # before the prototypes start (warm-up) or with them off, the used pseudo-label is the classifier's
+    blend = {s: v for s, v in zip(*_series(records, "window_blend_acc"), strict=True) if math.isfinite(v)}
+    used_steps, used = _series(records, "pseudo_label_accuracy", 100.0)
+    keep = np.asarray([s not in blend for s in used_steps], dtype=bool)
+    used_label = "pseudo-label used, no blend " + \
+        ("(semi.prototypes=false)" if run.cfg("semi", "prototypes", True) is False else "yet (warm-up)")
+    acc.append((used_label, "0.55", ":", 1.6, used_steps[keep], used[keep]))
+    hard_steps, hard_acc = _series(records, "window_hard_acc", 100.0)
+    share_steps, mask = _series(records, "window_mask_rate")
+    if not _has_values(mask):
+        share_steps, mask = _series(records, "mask_rate_known")
+    hard = [("hard share (1 - mask rate)", "#d62728", "-", 2.0, share_steps, 100.0 * (1.0 - mask)),
+            ("hard images' pseudo-label accuracy", "#ff7f0e", "-", 1.6, hard_steps, hard_acc),
+            ("accepted images' pseudo-label accuracy", "0.55", ":", 1.6, *_series(records, "pseudo_label_accuracy",
+                                                                                   100.0))]
+    weights_rec = next((r for r in reversed(records) if isinstance(r.get("oheml_weight_per_class"), list)
+                        and _has_values(np.asarray([_num(v) for v in r["oheml_weight_per_class"]]))), None)
+    if not any(_has_values(v) for *_, v in acc[:4]) and weights_rec is None:  # only the non-SeMi lines: none
+        return None
+    num = len(weights_rec["oheml_weight_per_class"]) if weights_rec is not None else (run.num_classes or 0)
+    if num > 30:  # many classes: the per-class bars get a full-width row
+        fig = _new_figure(_class_width(num, 0.22, 14.0), 9.5)
+        mosaic = fig.subplot_mosaic([["acc", "hard"], ["oheml", "oheml"]])
+        ax_acc, ax_hard, ax_w = mosaic["acc"], mosaic["hard"], mosaic["oheml"]
+    else:
+        bar_width = _class_width(num, 0.4, 5.5)
+        fig = _new_figure(11.5 + bar_width, 4.8)
+        ax_acc, ax_hard, ax_w = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, bar_width / 5.5]})
+
+    for ax, series in ((ax_acc, acc), (ax_hard, hard)):
+        n = 0
+        for label, colour, ls, lw, steps, values in series:
+            if _has_values(values):
+                ax.plot(steps, values, color=colour, linestyle=ls, linewidth=lw, label=label,
+                        marker="o" if len(steps) <= 40 else None, markersize=3.5)
+                n += 1
+        if ax is ax_acc:
+            ax.set_title("Pseudo-label accuracy on masked images\n(hidden labels: prototypes vs classifier vs blend)")
+            off = run.cfg("semi", "prototypes", True) is False and run.cfg("semi", "memory_bank", True) is False
+            empty = ("prototypes and memory bank switched off" if off else
+                     "no prototype or bank accuracy logged\n(the prototypes start after semi.warmup_epochs)")
+        else:
+            ax.set_title("Hard (rejected) unlabeled images\n(below the confidence threshold)")
+            empty = "no hard-sample statistics logged"
+        _finish_percent_axis(ax, n, "% (over each evaluation window)", empty)
+
+    if weights_rec is not None:
+        w = np.asarray([_num(v) for v in weights_rec["oheml_weight_per_class"]])
+        groups = _groups(run, num) or {}
+        colour_of = {k: GROUP_COLOURS.get(g, "0.5") for g, ks in groups.items() for k in ks}
+        ax_w.bar(range(num), np.nan_to_num(w), color=[colour_of.get(k, "#7f7f7f") for k in range(num)],
+                 edgecolor="black", linewidth=0.5)
+        for k in range(num):
+            if not math.isfinite(w[k]) and num <= 60:
+                ax_w.text(k, 0.02, "none masked", ha="center", va="bottom", rotation=90, fontsize=8, color="0.35")
+        strength = _num(run.cfg("semi", "oheml_strength"))
+        handles = []
+        if math.isfinite(strength):
+            handles.append(ax_w.axhline(1.0 - strength, color="black", linestyle="--", linewidth=1.1,
+                                        label=f"floor, a fully confident image (1 - semi.oheml_strength = "
+                                              f"{1.0 - strength:g})"))
+        handles.append(ax_w.axhline(1.0, color="black", linestyle=":", linewidth=1.1,
+                                    label="ceiling, a uniform prediction"))
+        from matplotlib.patches import Patch
+
+        handles = [Patch(facecolor=GROUP_COLOURS[g], edgecolor="black", label=f"{g} classes") for g in
+                   ("head", "medium", "tail") if g in groups] + handles
+        _set_class_ticks(ax_w, run.class_names(num))
+        ax_w.set_xlabel("hidden class of the masked image (data-set order)")
+        ax_w.set_ylabel("mean OHEML loss weight")
+        ax_w.set_ylim(0, 1.32)
+        ax_w.set_yticks(np.arange(0, 1.01, 0.25))
+        ax_w.set_title(f"OHEML mean weight per class (step {weights_rec.get('step', '?')})\n"
+                       "(higher = less confident pseudo-labels, weighted more)")
+        ax_w.legend(handles=handles, fontsize=8, loc="upper center", ncols=2, framealpha=0.9)
+        ax_w.grid(True, axis="y", alpha=0.3)
+    else:
+        ax_w.set_title("OHEML mean weight per class")
+        _no_data(ax_w, "OHEML is switched off (semi.oheml=false)" if run.cfg("semi", "oheml", True) is False else
+                 "no OHEML weights logged\n(they start after semi.warmup_epochs)")
+    return _save(fig, out_png)
+
+
 FIGURES: list[tuple[str, str, Callable[[RunData, Path], Path | None], str]] = [
     # (file, heading, function, caption)
     ("training_curves.png", "Training curves", plot_training_curves,
@@ -726,6 +842,16 @@ FIGURES: list[tuple[str, str, Callable[[RunData, Path], Path | None], str]] = [
     ("memory_bank.png", "SeMi: memory bank", plot_memory_bank,
      "Entries per class in SeMi's class-balanced memory bank and their mean (decayed) confidence at the last "
      "evaluation."),
+    ("semi_diagnostics.png", "SeMi: what its parts do", plot_semi_diagnostics,
+     "Left: of the unlabeled images that passed the confidence threshold (masked), the share whose pseudo-label "
+     "equals the image's hidden true label, over each evaluation window: for the prototype guess alone (the "
+     "nearest class mean of the memory bank), the classifier's own guess alone, and the blend of the two that "
+     "training actually uses (grey dotted: the pseudo-label used before the blend starts). Dashed green: bank "
+     "purity, the share of memory-bank entries that truly belong to the class they are stored under. Middle: the "
+     "share of unlabeled images rejected by the threshold (the hard ones) and how often their pseudo-label would "
+     "have been right, next to the accepted images'. Right: OHEML's mean loss weight for the masked images of "
+     "each true class at the last evaluation; the weight grows with the prediction's uncertainty, so classes the "
+     "model is unsure about count more."),
 ]
 
 
@@ -748,7 +874,7 @@ def _why_absent(run: RunData, name: str) -> str:
             return f"{algo} makes no pseudo-labels"
         return f"per-class pseudo-label statistics {wait}"
     if name == "acr_distribution.png":
-        if algo != "unknown" and not (algo.startswith("acr") or algo == "semi"):
+        if algo != "unknown" and not algo.startswith("acr"):  # semi = dualhead+semi: no estimate
             return f"{algo} is not ACR-based"
         return f"ACR's estimate {wait}"
     if name == "memory_bank.png":
@@ -757,6 +883,18 @@ def _why_absent(run: RunData, name: str) -> str:
         if run.cfg("semi", "memory_bank", True) is False:
             return "the memory bank is switched off (semi.memory_bank=false)"
         return f"the memory bank's state {wait}"
+    if name == "semi_diagnostics.png":
+        if algo != "unknown" and not _has_semi(algo):
+            return f"{algo} has no SeMi components"
+        if all(run.cfg("semi", part, True) is False for part in ("memory_bank", "prototypes", "oheml")):
+            return "SeMi's memory bank, prototypes and OHEML are switched off (semi.memory_bank, semi.prototypes, " \
+                "semi.oheml = false)"
+        if any(k in r for r in _eval_records(run) for k in SEMI_KEYS):
+            return "SeMi's diagnostics hold no values yet (no masked images with a known hidden label)"
+        if not run.evals and not run.history:
+            return "SeMi's diagnostics: no evaluation logged yet"
+        return "SeMi's diagnostics (bank purity, prototype and OHEML statistics) not logged (a run from before " \
+            "they were added?)"
     return "no data"
 
 
