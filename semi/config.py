@@ -347,7 +347,7 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 def validate(cfg: Config) -> list[str]:
     """Range and consistency checks that types cannot express; returns every problem found."""
-    from semi.algorithms.registry import parse_algorithm_name  # late import: algorithms import config
+    from semi.algorithm_names import split_algorithm_name  # torch-free: a typo must fail before torch loads
 
     p: list[str] = []
 
@@ -395,7 +395,7 @@ def validate(cfg: Config) -> list[str]:
     need(0 <= a.est_momentum < 1, f"algorithm.est_momentum: must be in [0, 1), got {a.est_momentum}")
     need(a.est_epoch >= 0, f"algorithm.est_epoch: must be >= 0, got {a.est_epoch}")
     try:
-        parse_algorithm_name(a.name)
+        split_algorithm_name(a.name)
     except ValueError as exc:
         p.append(f"algorithm.name: {exc}")
     need(0 < s.threshold <= 1, f"semi.threshold: must be in (0, 1], got {s.threshold}")
