@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from semi.config import Config, default_data_root
 from semi.data.protocol import Split, longtail_counts, make_split, unlabeled_counts
@@ -71,14 +69,18 @@ class PreparedData:
         return "\n".join(lines)
 
 
-def resize_images(images: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
-    """Bilinear (antialiased) resize of uint8 NHWC images, in chunks to bound memory."""
-    if images.shape[1] == size and images.shape[2] == size:
+def resize_images(images: np.ndarray, size: int | tuple[int, int], chunk: int = 4096) -> np.ndarray:
+    """Bilinear (antialiased) resize of uint8 NHWC images to size x size (or (height, width)), in chunks."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if images.shape[1] == height and images.shape[2] == width:
         return images
-    out = np.empty((len(images), size, size, images.shape[3]), dtype=np.uint8)
+    import torch  # here, not at the top: data-path errors must not wait for torch to load
+    import torch.nn.functional as F
+
+    out = np.empty((len(images), height, width, images.shape[3]), dtype=np.uint8)
     for i in range(0, len(images), chunk):
         x = torch.from_numpy(images[i:i + chunk]).permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
         out[i:i + chunk] = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return out
 
