@@ -146,7 +146,7 @@ def read_images(files: list[Path], shape: tuple[int, int, int], source: str) -> 
             except Exception as exc:  # noqa: BLE001  (Pillow raises OSError, SyntaxError, zlib errors, ...)
                 raise DataError(f"cannot decode image {f} (corrupt or truncated?): {type(exc).__name__}: {exc}") \
                     from None
-            a = np.asarray(img).reshape(img.size[1], img.size[0], channels)
+            a = np.array(img).reshape(img.size[1], img.size[0], channels)  # a copy: torch wants writable arrays
         out[i] = fit_images(a[None], shape)[0]
     return out
 
