@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from semi.engine.threads import prefer_sleeping_threads
+
 __version__ = "0.1.0"
+prefer_sleeping_threads()  # before torch loads: spinning OpenMP threads make steps ~10x slower beside another job
 __all__ = ["load_config", "train", "evaluate", "predict", "export", "Results", "Config", "__version__"]
 
 
