@@ -54,7 +54,7 @@ class PreparedData:
         lab = np.bincount(self.labels[self.split.labeled], minlength=self.num_classes)
         unl = self.unlabeled_true_counts()
         extra = int((self.labels[self.split.unlabeled] < 0).sum())
-        width = max(len(n) for n in self.class_names)
+        width = max(5, *(len(n) for n in self.class_names))
         lines = [f"{'class':<{width}}  {'labeled':>8}  {'unlabeled':>9}  {'unlabeled set':>15}",
                  f"{'':<{width}}  {'(N_k)':>8}  {'(M_k)':>9}  {'(incl. labeled)':>15}"]
         for k, name in enumerate(self.class_names):

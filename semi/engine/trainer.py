@@ -75,6 +75,15 @@ def make_run_dir(run_dir: Path) -> None:
         raise SemiError(f"output directory {run_dir} is not writable: {exc.strerror or exc}") from None
 
 
+def progress_text(scalars: dict[str, float], top1: float | None) -> str:
+    """The progress bar's postfix in fixed widths (placeholders until a value exists)."""
+    loss = scalars.get("loss")
+    mask = scalars.get("mask_rate")
+    return (f"loss {'-' if loss is None else f'{loss:.4f}':>7}"
+            f"  mask {'-' if mask is None else f'{100 * mask:.1f}%':>6}"
+            f"  acc {'-' if top1 is None else f'{top1:.1f}%':>6}")
+
+
 class _StopRequest:
     """SIGINT/SIGTERM set a flag; the loop saves a checkpoint at the next step boundary and exits cleanly."""
 
@@ -282,8 +291,12 @@ class Trainer:
         if t.progress and self.is_main:
             from tqdm import tqdm
 
+            # every field has a fixed width, so the bar does not jump as the numbers change
+            width = len(str(total))
             progress = tqdm(total=total, initial=self.step, desc=cfg.algorithm.name, dynamic_ncols=True,
-                            file=sys.stderr)
+                            file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt:>" + str(width) +
+                            "}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt:>11}]{postfix}")
+            progress.set_postfix_str(progress_text({}, None), refresh=False)
         sums: dict[str, torch.Tensor] = {}
         window, data_seconds, window_start = 0, 0.0, time.perf_counter()
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
@@ -329,8 +342,8 @@ class Trainer:
                                    data_share=data_seconds / max(elapsed, 1e-9))
                     logger.log("train", self.step, scalars)
                     if progress is not None:
-                        progress.set_postfix({k: f"{scalars[k]:.3g}" for k in ("loss", "mask_rate") if k in scalars}
-                                             | ({"acc": f"{self.history[-1]['top1']:.1f}"} if self.history else {}))
+                        progress.set_postfix_str(progress_text(scalars, self.history[-1]["top1"] if self.history
+                                                               else None), refresh=False)
                     sums, window, data_seconds, window_start = {}, 0, 0.0, time.perf_counter()
                 if self.step % t.eval_every == 0 or last:
                     self.evaluate_and_checkpoint(logger)
