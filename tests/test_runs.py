@@ -41,7 +41,8 @@ def test_two_runs_never_share_a_directory(tmp_path, capsys):
     assert sum(n.startswith("digits_lt-fixmatch-") for n in names) == 2
     assert sum(n.startswith("digits_lt-supervised-") for n in names) == 1
     err = capsys.readouterr().err
-    assert all(err.count(f"run directory: {d}") == 2 for d in dirs)  # at the start and at the end
+    lines = err.splitlines()
+    assert all(lines.count(f"run directory: {d}") == 2 for d in dirs)  # at the start and at the end
 
 
 def test_a_used_directory_is_refused_without_resume(tmp_path, capsys):
