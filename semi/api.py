@@ -19,7 +19,7 @@ from typing import Any
 
 from semi.config import Config
 from semi.config import load_config as _load_config
-from semi.errors import SemiError
+from semi.errors import ConfigError, SemiError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = "digits_lt"
@@ -88,28 +88,22 @@ def train(config: Config | str | Path | None = None, *, resume: str | Path | Non
     checkpoint path. On resume the config must equal the run's saved one, except for settings changed on purpose
     with allow_changes=True (recorded in config.yaml and results.json) and operational ones (devices, paths,
     threads). `overrides` are for the command line's meaning: applied to the run's saved config on resume."""
-    from semi.config import parse_overrides
+    from semi.config import config_from_dict, deep_merge, parse_overrides
     from semi.runs import plan_run
 
-    cfg = config if isinstance(config, Config) else load_config(config, overrides)
-    if isinstance(config, Config) and overrides:
-        cfg = _load_config_from(config, overrides)
     nested = None
     if overrides is not None:
         nested, problems = parse_overrides(overrides)
         if problems:
-            raise SemiError("\n".join(problems))
+            raise ConfigError(problems)
+    if not isinstance(config, Config):
+        cfg = load_config(config, overrides)
+    elif nested:
+        cfg = config_from_dict(deep_merge(config.to_dict(), nested))
+    else:
+        cfg = config
     plan = plan_run(cfg, None if resume is None else str(resume), allow_changes, nested)
     return _run(plan)
-
-
-def _load_config_from(cfg: Config, overrides: list[str]) -> Config:
-    from semi.config import config_from_dict, deep_merge, parse_overrides
-
-    nested, problems = parse_overrides(overrides)
-    if problems:
-        raise SemiError("\n".join(problems))
-    return config_from_dict(deep_merge(cfg.to_dict(), nested))
 
 
 def _say(text: str, main: bool = True) -> None:
