@@ -104,7 +104,12 @@ class TrainConfig:
     compile: bool = False
     sync_bn: bool = False
     """Under DDP, convert BatchNorm to SyncBatchNorm (batch statistics over the global batch; CUDA only)."""
-    out_dir: str = "runs/default"
+    out_dir: str | None = None
+    """The run directory, exactly. Unset: a new one per run, RUNS_DIR/NAME-ALGORITHM-YYYYmmdd-HHMMSS."""
+    runs_dir: str = "runs"
+    """Where new run directories are made when train.out_dir is unset."""
+    name: str | None = None
+    """The run's name in its directory's name; unset: the config's name (digits_lt), else the data set's."""
     keep_checkpoints: int = 2
     """How many step checkpoints to keep besides latest.pt and best.pt."""
     progress: bool = True
@@ -364,7 +369,7 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 def validate(cfg: Config) -> list[str]:
     """Range and consistency checks that types cannot express; returns every problem found."""
-    from semi.algorithms.registry import parse_algorithm_name  # late import: algorithms import config
+    from semi.algorithm_names import split_algorithm_name  # torch-free: a typo must fail before torch loads
 
     p: list[str] = []
 
@@ -398,7 +403,10 @@ def validate(cfg: Config) -> list[str]:
     need(t.log_every >= 1, f"train.log_every: must be >= 1, got {t.log_every}")
     need(-(2**63) <= t.seed < 2**63, f"train.seed: must be a 64-bit signed integer, got {t.seed}")
     need(t.threads >= 0, f"train.threads: must be >= 0 (0 keeps PyTorch's default), got {t.threads}")
-    need(t.out_dir.strip() != "", "train.out_dir: must name a folder, got an empty string")
+    need(t.out_dir is None or t.out_dir.strip() != "", "train.out_dir: must name a folder, got an empty string")
+    need(t.runs_dir.strip() != "", "train.runs_dir: must name a folder, got an empty string")
+    need(t.name is None or (t.name.strip() != "" and "/" not in t.name),
+         f"train.name: must be a non-empty name without '/', got {t.name!r}")
     need(cfg.model.width >= 1, f"model.width: must be >= 1, got {cfg.model.width}")
     need(0 <= cfg.model.dropout < 1, f"model.dropout: must be in [0, 1), got {cfg.model.dropout}")
     need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
@@ -413,7 +421,7 @@ def validate(cfg: Config) -> list[str]:
     need(0 <= a.est_momentum < 1, f"algorithm.est_momentum: must be in [0, 1), got {a.est_momentum}")
     need(a.est_epoch >= 0, f"algorithm.est_epoch: must be >= 0, got {a.est_epoch}")
     try:
-        parse_algorithm_name(a.name)
+        split_algorithm_name(a.name)
     except ValueError as exc:
         p.append(f"algorithm.name: {exc}")
     need(0 < s.threshold <= 1, f"semi.threshold: must be in (0, 1], got {s.threshold}")
@@ -444,7 +452,9 @@ def default_data_root() -> Path:
     return Path("data")
 
 
-def save_config(cfg: Config, path: Path) -> None:
+def save_config(cfg: Config, path: Path, comments: list[str] | None = None) -> None:
+    """The resolved tree as YAML, after `# comment` lines (e.g. the settings changed on resume)."""
     from semi.engine.checkpoint import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    head = "".join(f"# {line}\n" for line in comments or [])
+    atomic_write_text(path, head + yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -191,10 +191,18 @@ CASES = [
     Case("resume a missing checkpoint", ["train", "--resume", "{tmp}/nope.pt"], ["checkpoint not found", "nope.pt"]),
     Case("resume a corrupt checkpoint", ["train", "--resume", "{tmp}/bad.pt"], ["bad.pt is corrupt"],
          files={"bad.pt": GARBAGE}),
-    Case("resume another model", ["train", "--resume", "{trained}/checkpoints/latest.pt", "model.name=wrn28_2"],
+    Case("resume with another setting", ["train", "--resume", "{trained}/checkpoints/latest.pt",
+                                          "model.name=wrn28_2"],
+         ["differ from the run's saved configuration", "model.name: run 'small_cnn', now 'wrn28_2'",
+          "--allow-changes"]),
+    Case("resume another model", ["train", "--resume", "{trained}/checkpoints/latest.pt", "--allow-changes",
+                                  "model.name=wrn28_2"],
          ["comes from a different setup", "model: checkpoint 'small_cnn', this run 'wrn28_2'"]),
-    Case("resume another class count", ["train", "--resume", "{trained}/checkpoints/latest.pt", *NUMPY],
+    Case("resume another class count", ["train", "--resume", "{trained}/checkpoints/latest.pt", "--allow-changes",
+                                        *NUMPY],
          ["comes from a different setup", "num_classes: checkpoint 10, this run 2"], files={"d.npz": npz()}),
+    Case("train into a used run directory", ["train", "train.out_dir={trained}"],
+         ["{trained} already holds a run", "--resume auto"]),
     Case("report a missing run", ["report", "{tmp}/norun"], ["run directory {tmp}/norun does not exist"]),
 ]
 
@@ -269,7 +277,7 @@ def test_resume_auto_skips_a_corrupt_newest_checkpoint(trained: Path, tmp_path: 
     capsys.readouterr()
 
     with pytest.warns(UserWarning, match=r"skipping unreadable checkpoint .*step-9999999\.pt"):
-        code = run_cli(["train", "--resume", "auto", *tiny_args(run), "train.epochs=2"])
+        code = run_cli(["train", "--resume", "auto", "--allow-changes", *tiny_args(run), "train.epochs=2"])
 
     err = capsys.readouterr().err
     assert code == 0, err

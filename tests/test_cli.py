@@ -54,3 +54,15 @@ def test_every_registered_algorithm_module_is_imported():
 def test_ruff_clean():
     proc = subprocess.run(["ruff", "check", "semi", "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_torch_free_algorithm_names_match_the_registry():
+    """config validation checks algorithm.name against a static list (so a typo fails before torch loads)."""
+    from semi import algorithm_names
+    from semi.algorithms.registry import _BASES, base_names, parse_algorithm_name
+
+    assert sorted(algorithm_names.BASES) == base_names()
+    assert sorted(algorithm_names.COMPONENT_BASES) == sorted(
+        b for b in base_names() if getattr(_BASES[b], "accepts_components", False))
+    for name in algorithm_names.allowed_names():
+        assert algorithm_names.split_algorithm_name(name) == parse_algorithm_name(name)

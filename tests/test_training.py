@@ -84,11 +84,14 @@ def test_semi_eval_reports_the_checkpoint_metrics(tiny_config, capsys):
     folder = Path(cfg.train.out_dir) / "checkpoints"
     in_flight = folder / ".step-0000099.pt.tmp-4242"  # a training process writing into the same run right now
     in_flight.write_bytes(b"partial")
-    assert main(["eval", "--checkpoint", str(folder / "latest.pt")]) == 0
+    assert main(["eval", "--checkpoint", str(folder / "latest.pt"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["step"] == 12 and out["head_used"] == "balanced"
     assert out["top1"] == results["metrics"]["top1"]  # the same EMA model on the same test set
     assert in_flight.exists()  # eval touches nothing in the run directory
+    assert main(["eval", "--checkpoint", str(folder / "latest.pt")]) == 0  # the table for people
+    table = capsys.readouterr().out
+    assert f"balanced   {results['metrics']['top1']:>7.2f}" in table and len(table.splitlines()) < 30
 
 
 def test_step_checkpoints_carry_the_best_validation_score(tiny_config):

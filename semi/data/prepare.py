@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from semi.config import Config, default_data_root
 from semi.data.protocol import Split, longtail_counts, make_split, unlabeled_counts
@@ -56,13 +54,14 @@ class PreparedData:
         lab = np.bincount(self.labels[self.split.labeled], minlength=self.num_classes)
         unl = self.unlabeled_true_counts()
         extra = int((self.labels[self.split.unlabeled] < 0).sum())
-        width = max(len(n) for n in self.class_names)
-        lines = [f"{'class':<{width}}  {'labeled':>8}  {'unlabeled':>9}  {'(pool)':>8}"]
+        width = max(5, *(len(n) for n in self.class_names))
+        lines = [f"{'class':<{width}}  {'labeled':>8}  {'unlabeled':>9}  {'unlabeled set':>15}",
+                 f"{'':<{width}}  {'(N_k)':>8}  {'(M_k)':>9}  {'(incl. labeled)':>15}"]
         for k, name in enumerate(self.class_names):
-            lines.append(f"{name:<{width}}  {lab[k]:>8}  {self.split.unlabeled_counts[k]:>9}  {unl[k]:>8}")
-        lines.append(f"{'total':<{width}}  {lab.sum():>8}  {sum(self.split.unlabeled_counts):>9}  {unl.sum():>8}")
-        lines.append("unlabeled: M_k beyond the labeled images; pool: images in the unlabeled set with a (hidden) "
-                     "label, the labeled ones included")
+            lines.append(f"{name:<{width}}  {lab[k]:>8}  {self.split.unlabeled_counts[k]:>9}  {unl[k]:>15}")
+        lines.append(f"{'total':<{width}}  {lab.sum():>8}  {sum(self.split.unlabeled_counts):>9}  {unl.sum():>15}")
+        lines.append("unlabeled (M_k): images beyond the labeled ones; unlabeled set: what training uses without "
+                     "labels = the M_k images plus the labeled images, their labels hidden")
         if extra:
             lines.append(f"plus {extra} unlabeled images of unknown class (separate unlabeled split)")
         if len(self.split.validation):
@@ -71,14 +70,18 @@ class PreparedData:
         return "\n".join(lines)
 
 
-def resize_images(images: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
-    """Bilinear (antialiased) resize of uint8 NHWC images, in chunks to bound memory."""
-    if images.shape[1] == size and images.shape[2] == size:
+def resize_images(images: np.ndarray, size: int | tuple[int, int], chunk: int = 4096) -> np.ndarray:
+    """Bilinear (antialiased) resize of uint8 NHWC images to size x size (or (height, width)), in chunks."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if images.shape[1] == height and images.shape[2] == width:
         return images
-    out = np.empty((len(images), size, size, images.shape[3]), dtype=np.uint8)
+    import torch  # here, not at the top: data-path errors must not wait for torch to load
+    import torch.nn.functional as F
+
+    out = np.empty((len(images), height, width, images.shape[3]), dtype=np.uint8)
     for i in range(0, len(images), chunk):
         x = torch.from_numpy(images[i:i + chunk]).permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
         out[i:i + chunk] = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return out
 

@@ -34,6 +34,7 @@ from semi.errors import CheckpointError, SemiError
 from semi.evaluation.evaluate import evaluate_heads, normalize
 from semi.evaluation.metrics import summarize_history, window_means
 from semi.models import build_model
+from semi.runs import check_can_create, new_run_dir
 
 
 def resolve_device(name: str) -> torch.device:
@@ -63,7 +64,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def check_writable(run_dir: Path) -> None:
+def make_run_dir(run_dir: Path) -> None:
+    """Create the run directory (only once the run can start: a failed start leaves no folder behind)."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -71,6 +73,15 @@ def check_writable(run_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise SemiError(f"output directory {run_dir} is not writable: {exc.strerror or exc}") from None
+
+
+def progress_text(scalars: dict[str, float], top1: float | None) -> str:
+    """The progress bar's postfix in fixed widths (placeholders until a value exists)."""
+    loss = scalars.get("loss")
+    mask = scalars.get("mask_rate")
+    return (f"loss {'-' if loss is None else f'{loss:.4f}':>7}"
+            f"  mask {'-' if mask is None else f'{100 * mask:.1f}%':>6}"
+            f"  acc {'-' if top1 is None else f'{top1:.1f}%':>6}")
 
 
 class _StopRequest:
@@ -103,14 +114,17 @@ class _StopRequest:
 
 class Trainer:
     def __init__(self, cfg: Config, data: PreparedData | None = None, read_only: bool = False):
-        """read_only (`semi eval`): touch nothing in the run directory, which a training may be writing to."""
+        """read_only (`semi eval`): touch nothing in the run directory, which a training may be writing to. Nothing
+        is created on disk here: the run directory appears when `fit` starts."""
         self.cfg = cfg
         t = cfg.train
+        if t.out_dir is None:
+            t.out_dir = str(new_run_dir(cfg))
         self.run_dir = Path(t.out_dir)
         self.rank, self.world_size = dist.rank(), dist.world_size()
         self.is_main = self.rank == 0
         if self.is_main and not read_only:
-            check_writable(self.run_dir)
+            check_can_create(self.run_dir)
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = dist.device_for_rank(resolve_device(t.device))
@@ -157,6 +171,7 @@ class Trainer:
         self.best_val: float | None = None
         self.skipped_steps = 0
         self.train_seconds = 0.0
+        self.config_changes: list[dict[str, Any]] = []  # settings changed on resume (--allow-changes), in order
         self._eval_sums: dict[str, torch.Tensor] = {}  # step logs since the last evaluation (its diagnostics)
         self._eval_steps = 0
 
@@ -167,13 +182,20 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "algorithm": self.algorithm.state_dict(),
             "history": self.history, "best_val": self.best_val, "skipped_steps": self.skipped_steps,
-            "train_seconds": self.train_seconds,
+            "train_seconds": self.train_seconds, "config_changes": self.config_changes,
             "eval_window": {"sums": self._eval_sums, "steps": self._eval_steps},  # a signal-time save is mid-window
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
                     # this device's generator only: get_rng_state_all() would wake every visible GPU
                     "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
-            "config": self.cfg.to_dict(), "signature": self.signature(),
+            "config": self.cfg.to_dict(), "signature": self.signature(), "preprocessing": self.preprocessing(),
         }
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What `semi predict` and `semi export` need to treat new images as this run's evaluation does."""
+        d = self.data
+        return {"mean": list(d.mean), "std": list(d.std), "image_shape": list(d.test_images.shape[1:]),
+                "class_names": list(d.class_names), "source": self.cfg.data.name,
+                "eval_head": self.algorithm.eval_head}
 
     def signature(self) -> dict[str, Any]:
         """What a checkpoint must share with this run to be resumable into it."""
@@ -203,6 +225,7 @@ class Trainer:
         self.best_val = state["best_val"]
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.config_changes = list(state.get("config_changes", []))
         window = state.get("eval_window", {"sums": {}, "steps": 0})
         self._eval_sums = {k: v.to(self.device) for k, v in window["sums"].items()}
         self._eval_steps = int(window["steps"])
@@ -248,6 +271,8 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         cfg, t = self.cfg, self.cfg.train
         total = cfg.total_steps
+        if self.is_main:
+            make_run_dir(self.run_dir)
         logger = MetricsLogger(self.run_dir, t.tensorboard, enabled=self.is_main)
         try:
             logger.drop_after(self.step)  # lines a killed run logged past its checkpoint (or an older run's lines)
@@ -256,15 +281,22 @@ class Trainer:
         except OSError as exc:
             raise SemiError(f"could not tidy the run directory {self.run_dir} before training: {exc}") from None
         if self.is_main:
-            save_config(cfg, self.run_dir / "config.yaml")
+            save_config(cfg, self.run_dir / "config.yaml", comments=[
+                f"changed on resume at step {c['step']} (--allow-changes): " +
+                ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in c["changes"].items())
+                for c in self.config_changes])
         loader = make_loader(self.batches, self.step, cfg.data.num_workers, cfg.data.prefetch,
                              pin_memory=self.device.type == "cuda")
         progress = None
         if t.progress and self.is_main:
             from tqdm import tqdm
 
+            # every field has a fixed width, so the bar does not jump as the numbers change
+            width = len(str(total))
             progress = tqdm(total=total, initial=self.step, desc=cfg.algorithm.name, dynamic_ncols=True,
-                            file=sys.stderr)
+                            file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt:>" + str(width) +
+                            "}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt:>11}]{postfix}")
+            progress.set_postfix_str(progress_text({}, None), refresh=False)
         sums: dict[str, torch.Tensor] = {}
         window, data_seconds, window_start = 0, 0.0, time.perf_counter()
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
@@ -310,8 +342,8 @@ class Trainer:
                                    data_share=data_seconds / max(elapsed, 1e-9))
                     logger.log("train", self.step, scalars)
                     if progress is not None:
-                        progress.set_postfix({k: f"{scalars[k]:.3g}" for k in ("loss", "mask_rate") if k in scalars}
-                                             | ({"acc": f"{self.history[-1]['top1']:.1f}"} if self.history else {}))
+                        progress.set_postfix_str(progress_text(scalars, self.history[-1]["top1"] if self.history
+                                                               else None), refresh=False)
                     sums, window, data_seconds, window_start = {}, 0, 0.0, time.perf_counter()
                 if self.step % t.eval_every == 0 or last:
                     self.evaluate_and_checkpoint(logger)
@@ -324,8 +356,8 @@ class Trainer:
         logger.close()
         if stopped and self.step < total:
             how = signal.Signals(stop.signal).name if stop.signal else "a signal to another rank"
-            raise SemiError(f"stopped by {how} at step {self.step}; checkpoint saved in "
-                            f"{self.checkpoints.folder} (continue with --resume auto)", exit_code=130)
+            raise SemiError(f"stopped by {how} at step {self.step}; checkpoint saved in {self.checkpoints.folder} "
+                            f"(continue with: semi train --resume auto train.out_dir={self.run_dir})", exit_code=130)
         return self.finish()
 
     def _stop_agreed(self, signalled: int | None, boundary: bool) -> bool:
@@ -466,7 +498,7 @@ class Trainer:
             "unlabeled_counts": [int(v) for v in self.data.unlabeled_true_counts()],
             "class_names": self.data.class_names,
             "split_digest": self.data.split.digest(), "data_digest": self.data.files_digest,
-            "environment": environment(), "config": self.cfg.to_dict(),
+            "environment": environment(), "config": self.cfg.to_dict(), "config_changes": self.config_changes,
         }
         if self.best_val is not None:
             results["summary"]["best_val_top1"] = self.best_val

@@ -922,7 +922,7 @@ def _summary_rows(run: RunData) -> list[tuple[str, str]]:
     lc, uc = run.labeled_counts, run.unlabeled_counts
     if lc or uc:
         rows.append(("Images", (f"{sum(lc)} labeled" if lc else "") + (", " if lc and uc else "") +
-                     (f"{sum(uc)} in the unlabeled pool" if uc else "")))
+                     (f"{sum(uc)} in the unlabeled set (the labeled images included, labels hidden)" if uc else "")))
     source = "" if run.results or not f else f" (last evaluation in metrics.jsonl, step {f.get('step', '?')})"
     rows.append(("Test top-1", _fmt(f.get("top1"), 2, "%") + source))
     rows.append(("Balanced accuracy", _fmt(f.get("balanced_accuracy"), 2, "%")))
@@ -975,7 +975,7 @@ def _per_class_table(run: RunData) -> str:
     if lc and len(lc) == num:
         cols.append(("labeled", [str(v) for v in lc]))
     if uc and len(uc) == num:
-        cols.append(("unlabeled (true)", [str(v) for v in uc]))
+        cols.append(("unlabeled set (true classes, incl. labeled)", [str(v) for v in uc]))
     acc = f.get("per_class_accuracy")
     if isinstance(acc, list) and len(acc) == num:
         cols.append(("test accuracy", [_fmt(v, 1, "%") for v in acc]))

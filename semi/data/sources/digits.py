@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from semi.data.sources.base import ImageData, register_source
 
@@ -21,6 +19,8 @@ SIZE = 16
 
 @register_source("digits")
 def load_digits(root: Path, cfg: object) -> ImageData:
+    import torch  # here, not at the top: importing the sources must not load torch (fast config errors)
+    import torch.nn.functional as F
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
