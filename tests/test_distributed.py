@@ -101,11 +101,12 @@ def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path):
     drift apart (0.5% after 12 steps), which is why the comparison is short."""
     short = {"train.epochs": 1, "train.steps_per_epoch": 4, "train.eval_every": 4}
     ranks = _run_ddp(_overrides(tmp_path, "fixmatch", "ddp", **short), tmp_path / "state")
-    from semi.data.loaders import StepBatches
+    from semi.data.loaders import StepBatches, augmenter_for
     from semi.engine.trainer import Trainer
 
     single = Trainer(load_config(None, _overrides(tmp_path, "fixmatch", "single", **short)))
-    parts = [StepBatches(single.data, 8, 1, 0, single.cfg.total_steps, rank=r, world_size=2) for r in range(2)]
+    parts = [StepBatches(single.data, 8, 1, 0, single.cfg.total_steps, rank=r, world_size=2,
+                         augmenter=augmenter_for(single.cfg.data)) for r in range(2)]
 
     class Merged(torch.utils.data.Dataset):
         def __len__(self):

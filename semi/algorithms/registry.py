@@ -11,11 +11,10 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from semi.algorithm_names import ALIASES, ATTACHABLE
 from semi.config import Config
 
 _BASES: dict[str, type] = {}
-ALIASES = {"semi": "dualhead+semi"}
-ATTACHABLE = ("semi",)
 
 
 def register_algorithm(name: str) -> Callable[[type], type]:

@@ -742,10 +742,10 @@ def plot_semi_diagnostics(run: RunData, out_png: Path) -> Path | None:
     # before the prototypes start (warm-up) or with them off, the used pseudo-label is the classifier's
     blend = {s: v for s, v in zip(*_series(records, "window_blend_acc"), strict=True) if math.isfinite(v)}
     used_steps, used = _series(records, "pseudo_label_accuracy", 100.0)
-    keep = np.asarray([s not in blend for s in used_steps], dtype=bool)
+    used = np.where([s in blend for s in used_steps], np.nan, used)  # gaps where the blend is drawn
     used_label = "pseudo-label used, no blend " + \
         ("(semi.prototypes=false)" if run.cfg("semi", "prototypes", True) is False else "yet (warm-up)")
-    acc.append((used_label, "0.55", ":", 1.6, used_steps[keep], used[keep]))
+    acc.append((used_label, "0.55", ":", 1.6, used_steps, used))
     hard_steps, hard_acc = _series(records, "window_hard_acc", 100.0)
     share_steps, mask = _series(records, "window_mask_rate")
     if not _has_values(mask):
@@ -798,10 +798,10 @@ def plot_semi_diagnostics(run: RunData, out_png: Path) -> Path | None:
         handles = []
         if math.isfinite(strength):
             handles.append(ax_w.axhline(1.0 - strength, color="black", linestyle="--", linewidth=1.1,
-                                        label=f"floor, a fully confident image (1 - semi.oheml_strength = "
-                                              f"{1.0 - strength:g})"))
+                                        label=f"floor {1.0 - strength:g}: fully confident\n"
+                                              "(1 - semi.oheml_strength)"))
         handles.append(ax_w.axhline(1.0, color="black", linestyle=":", linewidth=1.1,
-                                    label="ceiling, a uniform prediction"))
+                                    label="ceiling 1: uniform prediction"))
         from matplotlib.patches import Patch
 
         handles = [Patch(facecolor=GROUP_COLOURS[g], edgecolor="black", label=f"{g} classes") for g in
@@ -809,11 +809,14 @@ def plot_semi_diagnostics(run: RunData, out_png: Path) -> Path | None:
         _set_class_ticks(ax_w, run.class_names(num))
         ax_w.set_xlabel("hidden class of the masked image (data-set order)")
         ax_w.set_ylabel("mean OHEML loss weight")
-        ax_w.set_ylim(0, 1.32)
+        ax_w.set_ylim(0, 1.08 if num <= 12 else 1.25)
         ax_w.set_yticks(np.arange(0, 1.01, 0.25))
         ax_w.set_title(f"OHEML mean weight per class (step {weights_rec.get('step', '?')})\n"
                        "(higher = less confident pseudo-labels, weighted more)")
-        ax_w.legend(handles=handles, fontsize=8, loc="upper center", ncols=2, framealpha=0.9)
+        if num <= 12:  # a narrow panel: the legend beside it
+            ax_w.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        else:
+            ax_w.legend(handles=handles, fontsize=8, loc="upper center", ncols=len(handles), framealpha=0.9)
         ax_w.grid(True, axis="y", alpha=0.3)
     else:
         ax_w.set_title("OHEML mean weight per class")
