@@ -140,6 +140,7 @@ def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fr
         "medium_accuracy": m["medium_accuracy"], "tail_accuracy": m["tail_accuracy"],
         "per_class_accuracy": m["per_class_accuracy"], "head_used": m["head_used"],
         "std_top1": results["metrics_by_head"]["standard"]["top1"],
+        "val_top1": (m.get("validation") or {}).get("top1"),
         "balanced_head": {k: results["metrics_by_head"]["balanced"][k] for k in
                           ("top1", "balanced_accuracy", "head_accuracy", "medium_accuracy", "tail_accuracy")},
         "summary": results["summary"], "mask_rate": results.get("mask_rate"),

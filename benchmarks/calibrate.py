@@ -25,7 +25,7 @@ from accuracy import ROOT, Protocol, run_cell  # noqa: E402
 
 SMALL = ["model.name=small_cnn", "model.width=16", "train.channels_last=true", "train.batch_size=64", "train.mu=1",
          "train.threads=2", "algorithm.est_epoch=1", "semi.warmup_epochs=1", "semi.bank_size=128",
-         "semi.decay_every=100"]
+         "semi.decay_every=100", "data.val_per_class=50"]
 STEPS_2K = ["train.epochs=20", "train.steps_per_epoch=100", "train.eval_every=200"]
 MNIST_BAL = ["data.name=mnist", "data.num_labeled_max=10", "data.num_unlabeled_max=3000",
              "data.imbalance_labeled=1", "data.unlabeled_distribution=consistent"]
@@ -61,15 +61,18 @@ def experiment_cells() -> list[tuple[str, list[str]]]:
 
 
 def markdown(records: list[dict]) -> str:
-    lines = ["| group | variant | method | n | top-1 (std head) | balanced head top-1 | tail (std) | time/run |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| group | variant | method | n | validation top-1 | top-1 (std head) | balanced head top-1 | tail "
+             "| time/run |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     keys = list(dict.fromkeys((r["group"], r["variant"], r["method"]) for r in records))
     for g, v, m in keys:
         rs = [r for r in records if (r["group"], r["variant"], r["method"]) == (g, v, m)]
 
         def fmt(vals: list[float]) -> str:
             return f"{statistics.mean(vals):.1f}" + (f" ± {statistics.stdev(vals):.1f}" if len(vals) > 1 else "")
-        lines.append(f"| {g} | {v} | {m} | {len(rs)} | {fmt([r['std_top1'] for r in rs])} | "
+        val = [r["val_top1"] for r in rs if r.get("val_top1") is not None]
+        lines.append(f"| {g} | {v} | {m} | {len(rs)} | {fmt(val) if val else '-'} | "
+                     f"{fmt([r['std_top1'] for r in rs])} | "
                      f"{fmt([r['balanced_head']['top1'] for r in rs])} | {fmt([r['tail_accuracy'] for r in rs])} | "
                      f"{statistics.mean(r['wall_seconds'] for r in rs):.0f} s |")
     return "\n".join(lines)
