@@ -24,11 +24,11 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-SETTINGS = ("consistent", "uniform", "reversed")
+SETTINGS = ("consistent", "uniform", "reversed", "middle", "head_tail")
 METHODS = ("supervised", "oracle", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi")
 TWO_HEAD = ("dualhead", "semi", "acr", "acr+semi")  # evaluated with the balanced head
 # Paired comparisons (a - b over the same seeds): SeMi vs its base, vs ACR; ACR vs FixMatch; each base vs base+SeMi.
@@ -58,11 +58,15 @@ class Protocol:
     overrides: list[str]
     seeds: int
     """Seeds of every method on consistent and reversed."""
-    uniform_seeds: int = 1
+    other_seeds: dict[str, int] = field(default_factory=lambda: {"uniform": 1})
+    """Seeds of every method on the other settings it runs (uniform, middle, head_tail)."""
     ablation_seeds: int = 0
     """Seeds of each ablation cell on consistent and reversed (0: no ablation)."""
-    settings: tuple[str, ...] = SETTINGS
     methods: tuple[str, ...] = METHODS
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return ("consistent", "reversed", *self.other_seeds)
 
 
 SMALL_CNN = ["model.name=small_cnn", "model.width=16", "train.channels_last=true", "train.batch_size=64", "train.mu=1",
@@ -73,7 +77,7 @@ PROTOCOLS = {
         "data.name=mnist", "data.num_labeled_max=150", "data.num_unlabeled_max=3000", "data.imbalance_labeled=100",
         "data.val_per_class=50", *SMALL_CNN, "train.epochs=20", "train.steps_per_epoch=100", "train.eval_every=100",
         "algorithm.est_epoch=1", "semi.warmup_epochs=1", "semi.bank_size=128", "semi.decay_every=100"],
-        seeds=5, uniform_seeds=2, ablation_seeds=3),
+        seeds=5, other_seeds={"uniform": 2, "middle": 1, "head_tail": 1}, ablation_seeds=3),
     # The harder second protocol (N_1 = 150: supervised-only is well below the oracle).
     "fashion": Protocol("fashion", [
         "data.name=fashion_mnist", "data.num_labeled_max=150", "data.num_unlabeled_max=3000",
@@ -84,26 +88,26 @@ PROTOCOLS = {
         "data.name=cifar10", "data.num_labeled_max=1500", "data.num_unlabeled_max=3000",
         "data.imbalance_labeled=100", *SMALL_CNN, "train.epochs=20", "train.steps_per_epoch=200",
         "train.eval_every=200", "algorithm.est_epoch=1", "semi.warmup_epochs=1", "semi.bank_size=128",
-        "semi.decay_every=100"], seeds=2, uniform_seeds=1),
+        "semi.decay_every=100"], seeds=2),
     "quick": Protocol("quick", [
         "data.name=digits", "data.num_labeled_max=30", "data.num_unlabeled_max=90", "data.imbalance_labeled=10",
         "model.name=small_cnn", "model.width=16", "train.batch_size=32", "train.epochs=6", "train.steps_per_epoch=25",
         "train.eval_every=50", "algorithm.est_epoch=0", "semi.warmup_epochs=0", "semi.bank_size=32",
-        "semi.decay_every=25"], seeds=1, settings=("consistent", "reversed")),
+        "semi.decay_every=25"], seeds=1, other_seeds={}),
 }
 
 
 def cells(protocol: Protocol) -> list[tuple[str, list[str]]]:
     """(cell id 'setting/method/seed', overrides) in run order: seed by seed over consistent and reversed (so a
-    partial sweep always holds complete paired rounds), then uniform, then the ablation seed by seed."""
+    partial sweep always holds complete paired rounds), then the other settings, then the ablation seed by seed."""
     out = []
-    paired = [s for s in ("consistent", "reversed") if s in protocol.settings]
+    paired = ("consistent", "reversed")
     for seed in range(protocol.seeds):
         for setting in paired:
             out += [(f"{setting}/{m}/{seed}", [f"algorithm.name={m}"]) for m in protocol.methods]
-    if "uniform" in protocol.settings:
-        for seed in range(protocol.uniform_seeds):
-            out += [(f"uniform/{m}/{seed}", [f"algorithm.name={m}"]) for m in protocol.methods]
+    for setting, seeds in protocol.other_seeds.items():
+        for seed in range(seeds):
+            out += [(f"{setting}/{m}/{seed}", [f"algorithm.name={m}"]) for m in protocol.methods]
     for seed in range(protocol.ablation_seeds):
         for setting in paired:
             out += [(f"{setting}/{variant}/{seed}", extra) for variant, extra in ABLATIONS.items()]

@@ -22,7 +22,8 @@ from semi.errors import ConfigError
 
 DATA_ROOT_ENV = "SEMI_DATA_ROOT"
 
-Distribution = Literal["consistent", "uniform", "reversed"]
+Distribution = Literal["consistent", "uniform", "reversed", "middle", "head_tail"]
+"""How the unlabeled class counts relate to the labeled ones; middle and head_tail are SimPro's settings."""
 
 
 @dataclass
@@ -42,6 +43,8 @@ class DataConfig:
     imbalance_unlabeled: float | None = None
     """gamma_u >= 1; default: gamma_l for consistent/reversed, 1 for uniform."""
     unlabeled_distribution: Distribution = "consistent"
+    """consistent (gamma_u, same order), uniform, reversed (the consistent counts backwards), and SimPro's middle
+    (largest counts in the middle classes) and head_tail (largest at both ends)."""
     split_order: Literal["first", "shuffle"] = "first"
     """first: the first N_k images of a class in data order are labeled (the literature); shuffle: seeded."""
     split_seed: int = 0

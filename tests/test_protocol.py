@@ -80,3 +80,13 @@ def test_a_budget_that_does_not_fit_is_refused_not_overlapped():
     labels = np.array([0] * 5 + [1] * 20)
     with pytest.raises(DataError, match="class 0"):
         make_split(labels, 2, [1, 2], [-6, 8], val_per_class=10)
+
+
+def test_simpro_middle_and_head_tail_counts():
+    """CIFAR-10, M_1 = 3000, gamma 100: the consistent list permuted as SimPro's released code does."""
+    from semi.data.protocol import unlabeled_counts
+
+    assert unlabeled_counts(3000, 100, None, "middle", 10) == [50, 139, 387, 1078, 3000, 1798, 646, 232, 83, 30]
+    assert unlabeled_counts(3000, 100, None, "head_tail", 10) == [1798, 646, 232, 83, 30, 50, 139, 387, 1078, 3000]
+    assert sorted(unlabeled_counts(3000, 100, None, "middle", 7)) == sorted(unlabeled_counts(3000, 100, None,
+                                                                                             "consistent", 7))

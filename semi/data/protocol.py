@@ -27,9 +27,24 @@ def longtail_counts(n_max: int, imbalance: float, num_classes: int) -> list[int]
     return counts + [math.floor(n_max / imbalance)]
 
 
+DISTRIBUTIONS = ("consistent", "uniform", "reversed", "middle", "head_tail")
+
+
+def simpro_order(num_classes: int, setting: str) -> list[int]:
+    """SimPro's unknown-distribution settings as a permutation of the consistent counts (its released code's
+    `make_imb_data`, flags 3 and 4): middle ("centric") puts the largest counts in the middle classes, head_tail
+    ("off-centric") at both ends. 10 classes: middle [8, 6, 4, 2, 0, 1, 3, 5, 7, 9], head_tail
+    [1, 3, 5, 7, 9, 8, 6, 4, 2, 0] (position -> which consistent count it takes)."""
+    evens, odds = list(range(0, num_classes, 2)), list(range(1, num_classes, 2))
+    return evens[::-1] + odds if setting == "middle" else odds + evens[::-1]
+
+
 def unlabeled_counts(m_max: int, imbalance_labeled: float, imbalance_unlabeled: float | None,
                      distribution: str, num_classes: int) -> list[int]:
-    """M_k for the consistent / uniform / reversed settings (reversed: the consistent list backwards)."""
+    """M_k for the consistent / uniform / reversed settings (reversed: the consistent list backwards) and SimPro's
+    middle / head_tail (the consistent list permuted, see `simpro_order`)."""
+    if distribution not in DISTRIBUTIONS:
+        raise DataError(f"unknown unlabeled distribution {distribution!r}; allowed: {', '.join(DISTRIBUTIONS)}")
     if distribution == "uniform":
         gamma = 1.0 if imbalance_unlabeled is None else imbalance_unlabeled
     else:
@@ -37,8 +52,8 @@ def unlabeled_counts(m_max: int, imbalance_labeled: float, imbalance_unlabeled: 
     counts = longtail_counts(m_max, gamma, num_classes)
     if distribution == "reversed":
         counts = counts[::-1]
-    elif distribution not in ("consistent", "uniform"):
-        raise DataError(f"unknown unlabeled distribution {distribution!r}; allowed: consistent, uniform, reversed")
+    elif distribution in ("middle", "head_tail"):
+        counts = [counts[i] for i in simpro_order(num_classes, distribution)]
     return counts
 
 
