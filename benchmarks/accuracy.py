@@ -114,6 +114,12 @@ def cells(protocol: Protocol) -> list[tuple[str, list[str]]]:
     return out
 
 
+DIAGNOSTICS = ("acr_tau1", "acr_estimate_kl_to_true", "bank_fill", "bank_purity", "bank_purity_per_class",
+               "window_proto_acc", "window_classifier_acc", "window_blend_acc", "window_hard_acc", "window_mask_rate",
+               "window_pseudo_label_acc", "oheml_weight_per_class", "pseudo_label_accuracy", "mask_rate_known")
+"""What a record keeps of the last evaluation's diagnostics (the full history stays in the run's metrics.jsonl)."""
+
+
 def setting_overrides(setting: str) -> list[str]:
     return [f"data.unlabeled_distribution={setting}"]
 
@@ -149,8 +155,7 @@ def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fr
                           ("top1", "balanced_accuracy", "head_accuracy", "medium_accuracy", "tail_accuracy")},
         "summary": results["summary"], "mask_rate": results.get("mask_rate"),
         "pseudo_label_accuracy": (results.get("pseudo_labels") or {}).get("pseudo_label_accuracy"),
-        "diagnostics": {k: v for k, v in results.get("diagnostics", {}).items()
-                        if k in ("acr_tau1", "acr_estimate_kl_to_true", "bank_fill")},
+        "diagnostics": {k: v for k, v in results.get("diagnostics", {}).items() if k in DIAGNOSTICS},
         "steps": results["steps"], "train_seconds": results["train_seconds"], "wall_seconds": wall,
         "overrides": args, "git_commit": results["environment"]["git_commit"],
     }
