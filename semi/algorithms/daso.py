@@ -38,6 +38,8 @@ Where we differ from the authors' code (each is noted where it happens):
   - two strong views: the unlabeled and alignment losses average over both (FixMatch here has two);
   - the distribution window is all-reduced under DDP (their code is single-GPU), so every rank blends alike;
   - pre-training is given in epochs (daso.pretrain_epochs) rather than steps.
+The paper agrees with the code where we could check it (prototypes from EMA features of labeled data); every
+default above is the code's (lib/config/defaults.py, configs/cifar10/fixmatch_daso.yaml).
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ class DASO(FixMatch):
         # The authors count every final pseudo-label (the one trained on), masked or not.
         counts = torch.zeros_like(self.pl_window).index_add_(0, pl.target, torch.ones_like(pl.confidence))
         self.pl_window += all_reduce_sum(counts)
+        # The authors also skip the refresh at the very last step; it changes nothing that is trained, so we don't.
         if (info.step + 1) % self.cfg.daso.dist_update_every == 0:
             self.pl_dist.copy_(self.pl_window)
             self.pl_window.zero_()
