@@ -127,8 +127,9 @@ class TrainConfig:
 @dataclass
 class AlgorithmConfig:
     name: str = "fixmatch"
-    """supervised, oracle, fixmatch, dualhead, acr, <base>+semi, semi (= dualhead+semi: SeMi on its authors'
-    base, the logit-adjusted dual-head learner without ACR's adaptive tau1)."""
+    """supervised, oracle, fixmatch, dualhead, acr, daso (DASO on FixMatch; its options: the daso section),
+    <base>+semi, semi (= dualhead+semi: SeMi on its authors' base, the logit-adjusted dual-head learner without
+    ACR's adaptive tau1)."""
     threshold: float = 0.95
     """Confidence threshold tau of the base (SeMi overrides it with semi.threshold)."""
     lambda_u: float = 1.0
@@ -203,6 +204,33 @@ class SemiConfig:
 
 
 @dataclass
+class DasoConfig:
+    """DASO (Oh et al., CVPR 2022), the `daso` base: FixMatch whose pseudo-label blends in a semantic one from
+    prototypes of labeled features, weighted by the pseudo-label distribution, plus the semantic alignment loss.
+    Defaults: the authors' released code and CIFAR-10-LT config (configs/cifar10/fixmatch_daso.yaml)."""
+
+    queue_size: int = 256
+    """Labeled features kept per class (a FIFO queue, the same size for every class; MODEL.QUEUE.MAX_SIZE)."""
+    pretrain_epochs: float = 10.0
+    """Plain FixMatch (the queue and the pseudo-label counts still fill) until the epoch index reaches this; the
+    authors' PRETRAIN_STEPS = 5000, i.e. 10 epochs of 500 steps at paper scale (2% of training)."""
+    proto_temperature: float = 0.05
+    """T_proto: the semantic pseudo-label is softmax_k(cos(z, c_k) / T_proto)."""
+    dist_aware: bool = True
+    """Blend weight from the pseudo-label distribution (DASO); false: the fixed weight daso.interp_alpha."""
+    dist_temperature: float = 1.5
+    """T_dist, sharpening (< 1) or flattening (> 1) the pseudo-label distribution before it becomes the blend
+    weights. The authors use 1.5 on CIFAR-10-LT when gamma_u = gamma_l, else 0.3 (and 0.3 on CIFAR-100-LT, STL-10)."""
+    interp_alpha: float = 0.5
+    """The fixed blend weight with daso.dist_aware=false (the authors' ablation)."""
+    dist_update_every: int = 100
+    """Steps per window: the pseudo-label distribution is the class histogram of all (not only masked) final
+    pseudo-labels of the last full window (PL_DIST_UPDATE_PERIOD)."""
+    align_weight: float = 1.0
+    """Weight of the semantic alignment loss (PSA_LOSS_WEIGHT; 0 = off)."""
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -210,6 +238,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     semi: SemiConfig = field(default_factory=SemiConfig)
+    daso: DasoConfig = field(default_factory=DasoConfig)
 
     @property
     def total_steps(self) -> int:
@@ -438,6 +467,14 @@ def validate(cfg: Config) -> list[str]:
     need(0 <= s.center_momentum < 1, f"semi.center_momentum: must be in [0, 1), got {s.center_momentum}")
     need(s.lambda_c >= 0, f"semi.lambda_c: must be >= 0, got {s.lambda_c}")
     need(s.warmup_epochs >= 0, f"semi.warmup_epochs: must be >= 0, got {s.warmup_epochs}")
+    g = cfg.daso
+    need(g.queue_size >= 1, f"daso.queue_size: must be >= 1, got {g.queue_size}")
+    need(g.pretrain_epochs >= 0, f"daso.pretrain_epochs: must be >= 0, got {g.pretrain_epochs}")
+    need(g.proto_temperature > 0, f"daso.proto_temperature: must be > 0, got {g.proto_temperature}")
+    need(g.dist_temperature > 0, f"daso.dist_temperature: must be > 0, got {g.dist_temperature}")
+    need(0 <= g.interp_alpha <= 1, f"daso.interp_alpha: must be in [0, 1], got {g.interp_alpha}")
+    need(g.dist_update_every >= 1, f"daso.dist_update_every: must be >= 1, got {g.dist_update_every}")
+    need(g.align_weight >= 0, f"daso.align_weight: must be >= 0, got {g.align_weight}")
     need(not (s.prototypes and not s.memory_bank),
          "semi.prototypes: needs semi.memory_bank=true (prototypes are the bank's class means); "
          "set semi.prototypes=false too to ablate the bank")

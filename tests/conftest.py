@@ -13,6 +13,7 @@ def tiny_overrides(tmp_path, **extra) -> list[str]:
         "train.batch_size": 16, "train.eval_every": 6, "train.progress": False, "train.tensorboard": False,
         "train.log_every": 2, "model.width": 8, "algorithm.est_epoch": 0, "semi.warmup_epochs": 0,
         "semi.bank_size": 8, "semi.decay_every": 3, "semi.threshold": 0.3,  # tiny models are unconfident
+        "daso.pretrain_epochs": 1, "daso.dist_update_every": 3,  # DASO's blend and loss run from step 4 of 12
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

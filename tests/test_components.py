@@ -28,7 +28,7 @@ def test_oheml_weights_by_hand():
 def test_prototype_probs_ignore_empty_rows():
     centres = torch.tensor([[0.0, 0.0], [1.0, 0.0], [9.0, 9.0]])
     available = torch.tensor([True, True, False])
-    q = prototype_probs(torch.tensor([[0.0, 0.0]]), centres, available, t_tar=0.1)
+    q = prototype_probs(torch.tensor([[0.0, 0.0]]), centres, available, temperature=0.1)
     assert q[0, 2].item() == 0.0
     # distances 0 and 1 -> softmax(0, -10)
     assert q[0, 0].item() == pytest.approx(1 / (1 + math.exp(-10)))

@@ -48,12 +48,14 @@ class StepResult:
 @dataclass
 class PseudoLabels:
     """Pseudo-labels of the unlabeled batch. `probs` is the distribution the targets come from (it may be
-    refined by components); `raw_probs` is the unadjusted softmax of the standard head (its confidence also
-    opens the mask, as in ACR's OR-mask)."""
+    refined by components); `raw_probs` is the unadjusted softmax of the standard head. Where the two differ,
+    the raw confidence also opens the mask (ACR's OR-mask, SeMi's spec 5.2) unless `raw_opens_mask` is False
+    (DASO: only the blended pseudo-label's confidence counts, as in its authors' code)."""
 
     probs: Tensor
     raw_probs: Tensor
     threshold: float
+    raw_opens_mask: bool = True
     target: Tensor = field(init=False)
     confidence: Tensor = field(init=False)
     mask: Tensor = field(init=False)
@@ -64,7 +66,7 @@ class PseudoLabels:
     def finalise(self) -> None:
         self.confidence, self.target = self.probs.max(dim=1)
         mask = self.confidence >= self.threshold
-        if self.raw_probs is not self.probs:
+        if self.raw_opens_mask and self.raw_probs is not self.probs:
             mask = mask | (self.raw_probs.max(dim=1).values >= self.threshold)
         self.mask = mask
 
@@ -130,6 +132,22 @@ class Algorithm(nn.Module):
         self.register_buffer("pl_true", torch.zeros(num_classes))
         self.register_buffer("pl_seen", torch.zeros(()))
         self.register_buffer("pl_masked", torch.zeros(()))
+        self._ema: tuple[nn.Module, ...] = ()
+
+    def attach_ema(self, ema_model: nn.Module) -> None:
+        """Called once by the trainer with its EMA model, for algorithms that read it while training (DASO's
+        queue of labeled features). Held in a tuple, outside the module tree: the trainer owns, moves and
+        checkpoints the EMA model, so it is no part of the algorithm's state_dict."""
+        self._ema = (ema_model,)
+
+    @property
+    def ema_model(self) -> nn.Module | None:
+        """The trainer's EMA model (None until `attach_ema`, e.g. in unit tests that build an algorithm alone)."""
+        return self._ema[0] if self._ema else None
+
+    def allocate(self, embed_dim: int) -> None:
+        """Called once by `build_algorithm`, before any state is loaded: make the state whose shape depends on
+        the model (DASO's queue of embed_dim-wide features). Default: nothing."""
 
     def on_epoch_start(self, epoch: int) -> None:
         pass

@@ -58,5 +58,8 @@ def build_algorithm(cfg: Config, num_classes: int, labeled_prior: Tensor, embed_
     cls = _BASES[base]
     if getattr(cls, "accepts_components", False):
         components = build_semi_components(cfg, num_classes, embed_dim) if "semi" in attached else []
-        return cls(cfg, num_classes, labeled_prior, components)
-    return cls(cfg, num_classes, labeled_prior)
+        algorithm = cls(cfg, num_classes, labeled_prior, components)
+    else:
+        algorithm = cls(cfg, num_classes, labeled_prior)
+    algorithm.allocate(embed_dim)
+    return algorithm

@@ -150,6 +150,7 @@ class Trainer:
         train_idx = d.labeled_indices(true_labels=base_class(cfg.algorithm.name).trains_on_true_labels)
         prior = torch.tensor(np.bincount(d.labels[train_idx], minlength=c), dtype=torch.float64)
         self.algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim).to(self.device)
+        self.algorithm.attach_ema(self.ema.module)  # DASO's queue reads labeled features from it
         self.train_model = model if self.world_size == 1 else dist.wrap_model(
             model, self.device, unused_parameters=not self.algorithm.trains_balanced_head)
         if t.compile:

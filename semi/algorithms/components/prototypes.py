@@ -1,9 +1,17 @@
 """Prototype-refined pseudo-labels (spec 5.2): blend the linear head's distribution with a softmax over
-distances to the memory bank's class means, more for the classes the linear head over-predicts."""
+distances to the memory bank's class means, more for the classes the linear head over-predicts.
+
+`prototype_logits` / `prototype_probs` and `blend` are shared with DASO (semi/algorithms/daso.py), whose
+semantic pseudo-label is the same softmax over prototypes with cosine similarity instead of SeMi's negative
+Euclidean distance, blended with a per-sample instead of a per-class weight.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views, log_hits
@@ -11,16 +19,32 @@ from semi.algorithms.components.bank import MemoryBankComponent
 from semi.config import SemiConfig
 from semi.engine.distributed import all_reduce_sum
 
+Similarity = Literal["euclidean", "cosine"]
+"""euclidean: -||z - c||_2 (SeMi, unnormalised embeddings); cosine: z.c / (||z|| ||c||) (DASO)."""
 
-def prototype_probs(z: Tensor, centres: Tensor, available: Tensor, t_tar: float) -> Tensor:
-    """q_b = softmax_k(-||z_b - c_k|| / t_tar) over the classes whose row has entries; others get 0."""
-    logits = -torch.cdist(z.float(), centres.float()) / t_tar
-    logits = logits.masked_fill(~available[None], float("-inf"))
-    return torch.softmax(logits, dim=1)
+
+def prototype_logits(z: Tensor, centres: Tensor, available: Tensor, temperature: float,
+                     similarity: Similarity = "euclidean") -> Tensor:
+    """sim(z_b, c_k) / temperature [N, C] for the classes whose prototype exists, -inf for the others. Carries
+    z's gradient (DASO's alignment loss trains through it); the centres are constants."""
+    if similarity == "euclidean":
+        sim = -torch.cdist(z.float(), centres.float())
+    else:
+        sim = F.normalize(z.float(), dim=1) @ F.normalize(centres.float(), dim=1).T
+    return (sim / temperature).masked_fill(~available[None], float("-inf"))
+
+
+def prototype_probs(z: Tensor, centres: Tensor, available: Tensor, temperature: float,
+                    similarity: Similarity = "euclidean") -> Tensor:
+    """q_b = softmax_k(sim(z_b, c_k) / temperature) over the classes whose prototype exists; others get 0.
+    SeMi: -||z_b - c_k|| / t_tar (spec 5.2); DASO: cos(z_b, c_k) / T_proto."""
+    return torch.softmax(prototype_logits(z, centres, available, temperature, similarity), dim=1)
 
 
 def blend(p: Tensor, q: Tensor, a: Tensor) -> Tensor:
-    """normalise((1 - a_k) p_k + a_k q_k) with a per-class weight a (defect 6.4: the script forgot to normalise)."""
+    """normalise((1 - a) p + a q) with a weight that broadcasts against [N, C]: per class [C] (SeMi, whose rows
+    then no longer sum to 1: defect 6.4, the script forgot to normalise) or per sample [N, 1] (DASO, a convex
+    combination: the normalisation only removes rounding)."""
     mixed = (1 - a) * p + a * q
     return mixed / mixed.sum(dim=1, keepdim=True)
 
@@ -63,6 +87,7 @@ class PrototypeComponent(Component):
         a = self.cfg.alpha * info.progress * self.class_weight * available.any()
         base = pl.raw_probs if self._raw_source else pl.probs
         logs["proto_agreement"] = (q.argmax(1) == base.argmax(1)).float().mean()
+        pl.raw_opens_mask = True  # spec 5.2: m = 1[max p~ >= tau] OR 1[max p_t >= tau], whatever the base's rule
         pl.replace_probs(blend(base, q, a))
         self._last_targets = (q.argmax(1), base.argmax(1))  # for observe's accuracy diagnostics
 

@@ -1,0 +1,199 @@
+"""DASO (Oh, Kim & Kweon, "DASO: Distribution-Aware Semantics-Oriented Pseudo-label for Imbalanced
+Semi-Supervised Learning", CVPR 2022) on FixMatch, its paper's main setting; SeMi's components attach to it
+(`daso+semi`). Written from the authors' released code (github.com/ytaek-oh/daso: lib/models/daso_model.py,
+feature_queue.py, lib/utils/dist_logger.py, lib/algorithm/daso.py) and its CIFAR-10-LT config.
+
+Per step (after `daso.pretrain_epochs` of plain FixMatch):
+  1. Queue: the labeled batch's features from the EMA model (BatchNorm on the batch's statistics, as the authors'
+     EMA model runs in train mode) join a per-class FIFO of K = 256; prototypes c_k = the queue means.
+     This happens before the forward pass, so the step's own labeled images are in the prototypes.
+  2. Semantic pseudo-label: q_b = softmax_k(cos(z_b, c_k) / T_proto) from the weak view's online embedding
+     (T_proto = 0.05).
+  3. Distribution-aware blend: m = class histogram of all final pseudo-labels of the last full window of
+     `dist_update_every` = 100 steps (normalised); v = m^(1/T_dist), normalised, divided by its maximum; each
+     image takes the weight w_b = v[argmax p_b] of its linear pseudo-label's class: p~ = (1 - w_b) p + w_b q.
+     Classes the linear head predicts most (head classes) lean fully on the semantic pseudo-label (w = 1 for
+     the most predicted), rarely predicted (tail) classes keep the linear one. Mask: max p~ >= tau alone.
+  4. Semantic alignment loss: CE(q_b(weak), softmax_k(cos(z_s,b, c_k) / T_proto)) over every unlabeled image
+     (no mask), through the strong view's embedding; mean over both strong views (the authors have one).
+
+How DASO differs from SeMi's prototype pseudo-labels (components/prototypes.py, spec 5.2), which share
+`prototype_probs` and `blend` with it:
+  - where prototypes come from: DASO, the K newest LABELED features per true class from the EMA model; SeMi,
+    the K most confident UNLABELED strong-view embeddings per pseudo-class from the online model (decayed bank);
+  - similarity: DASO cosine with T_proto = 0.05; SeMi negative Euclidean distance (unnormalised) with t_tar = 0.1;
+    DASO's query is the weak view, SeMi's the first strong view;
+  - blend weight: DASO, per SAMPLE, v of its linear pseudo-label's class from the last window's distribution of
+    all pseudo-labels, max-normalised, sharpened by T_dist, full strength from the end of pre-training; SeMi,
+    per CLASS (a vector over the columns, then renormalised), alpha * progress * share of masked pseudo-labels
+    counted since the start. Both lean head classes toward the prototypes, tail classes toward the classifier;
+  - DASO trains the embedding toward its prototypes with the alignment loss; SeMi has no such term (its
+    feature consistency, spec 5.5, aligns rejected images' strong views with their weak view, not prototypes).
+
+Where we differ from the authors' code (each is noted where it happens):
+  - before the first window closes the blend weight is 0 (FixMatch's pseudo-label); their zero-initialised
+    counts would give NaN, which their 5000 pre-training steps (> the 100-step window) never reach;
+  - classes whose queue is still empty take no part in the semantic softmax (theirs: a zero prototype with
+    similarity 0); with labeled batches from the first step this only matters very early;
+  - two strong views: the unlabeled and alignment losses average over both (FixMatch here has two);
+  - the distribution window is all-reduced under DDP (their code is single-GPU), so every rank blends alike;
+  - pre-training is given in epochs (daso.pretrain_epochs) rather than steps.
+The paper agrees with the code where we could check it (prototypes from EMA features of labeled data); every
+default above is the code's (lib/config/defaults.py, configs/cifar10/fixmatch_daso.yaml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+from semi.algorithms.base import Component, PseudoLabels, StepInfo, StepResult, Views, log_hits
+from semi.algorithms.components.feature_queue import ClassFeatureQueue
+from semi.algorithms.components.prototypes import blend, prototype_logits
+from semi.algorithms.fixmatch import FixMatch
+from semi.algorithms.registry import register_algorithm
+from semi.config import Config
+from semi.engine.distributed import all_gather_cat, all_reduce_sum
+from semi.models.heads import ModelOutput
+
+
+def distribution_weights(counts: Tensor, temperature: float) -> Tensor:
+    """v_k = m_k^(1/T) / max_j m_j^(1/T), m = counts / sum, in the authors' order of operations (normalise,
+    power, normalise, divide by the max). All zeros while nothing has been counted (see the module docstring)."""
+    total = counts.sum()
+    m = counts.float() / total.clamp_min(1)
+    m = m.pow(1.0 / temperature)
+    m = m / m.sum().clamp_min(1e-30)
+    v = m / m.max().clamp_min(1e-30)
+    return torch.where(total > 0, v, torch.zeros_like(v))
+
+
+def semantic_alignment_loss(q_weak: Tensor, strong_logits: Tensor, available: Tensor) -> Tensor:
+    """mean_b -sum_k q_weak[b, k] log softmax(strong_logits)[b, k]: the weak view's semantic pseudo-label as a
+    soft target for the strong view's prototype similarities. Classes without a prototype (logit -inf, q = 0)
+    are left out of the sum (0 * -inf would be NaN)."""
+    log_q = torch.log_softmax(strong_logits, dim=1).masked_fill(~available[None], 0.0)
+    return -(q_weak * log_q).sum(dim=1).mean()
+
+
+@contextmanager
+def batch_statistics(model: nn.Module) -> Iterator[None]:
+    """BatchNorm layers normalise with the batch's own statistics and leave their running statistics (and
+    counters) untouched; other layers (dropout) keep their mode. How the authors' EMA model, kept in train mode,
+    embeds the labeled batch, without letting that forward change the evaluation model."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.track_running_stats) for m in norms]
+    for m in norms:
+        m.train()
+        m.track_running_stats = False  # train mode + no tracking: batch statistics, running buffers not passed
+    try:
+        yield
+    finally:
+        for m, (training, tracking) in zip(norms, saved):
+            m.train(training)
+            m.track_running_stats = tracking
+
+
+@register_algorithm("daso")
+class DASO(FixMatch):
+    """FixMatch with DASO's blended pseudo-label and semantic alignment loss (see the module docstring)."""
+
+    accepts_components = True
+
+    def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor, components: list[Component]):
+        super().__init__(cfg, num_classes, labeled_prior, components)
+        self.register_buffer("pl_window", torch.zeros(num_classes))
+        """Final pseudo-labels (all, masked or not) of the current window, per class (global batch under DDP)."""
+        self.register_buffer("pl_dist", torch.zeros(num_classes))
+        """The last full window's counts: the distribution the blend weights come from (zeros before)."""
+        self.queue: ClassFeatureQueue | None = None
+
+    def allocate(self, embed_dim: int) -> None:
+        self.queue = ClassFeatureQueue(self.num_classes, self.cfg.daso.queue_size, embed_dim)
+
+    def active(self, info: StepInfo) -> bool:
+        """After pre-training (the authors: from step PRETRAIN_STEPS on); a Python bool, no host sync."""
+        steps_per_epoch = info.total_steps / info.total_epochs
+        return info.step >= self.cfg.daso.pretrain_epochs * steps_per_epoch
+
+    @torch.no_grad()
+    def enqueue_labeled(self, x_l: Tensor, y_l: Tensor) -> None:
+        """The labeled batch's EMA-model features into the queue; under DDP every rank pushes every rank's batch
+        (in rank order), so the queues stay identical and equal to one process's on the global batch."""
+        ema = self.ema_model
+        if ema is None:
+            raise RuntimeError("DASO reads labeled features from the EMA model: attach it with attach_ema() "
+                               "(the Trainer does)")
+        with batch_statistics(ema):
+            features = ema(x_l).embedding.float()
+        self.queue.push(all_gather_cat(features), all_gather_cat(y_l))
+
+    def training_step(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> StepResult:
+        # The authors push the labeled features before the forward pass: this step's prototypes include them.
+        self.enqueue_labeled(batch["x_l"], batch["y_l"])
+        return super().training_step(model, batch, info)
+
+    def blend_weights(self, p: Tensor) -> Tensor:
+        """w_b [N, 1]: v of the class of the linear pseudo-label argmax p_b (daso.dist_aware), or the fixed
+        daso.interp_alpha."""
+        g = self.cfg.daso
+        if not g.dist_aware:
+            return p.new_full((len(p), 1), g.interp_alpha)
+        v = distribution_weights(self.pl_dist, g.dist_temperature)
+        return v[p.argmax(dim=1)][:, None]
+
+    def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
+        p = torch.softmax(weak.logits.float() / self.cfg.algorithm.temperature, dim=1)  # the linear pseudo-label
+        threshold = self.threshold_for(info)
+        self._semantic = None
+        if not self.active(info):
+            return PseudoLabels(p, p, threshold)
+        centres, available = self.queue.prototypes()
+        filled = available.any()
+        available = available | ~filled  # never all -inf (NaN); the queue is pushed before this, so never used
+        q = torch.softmax(prototype_logits(weak.embedding, centres, available, self.cfg.daso.proto_temperature,
+                                           "cosine"), dim=1)
+        w = self.blend_weights(p) * filled
+        self._semantic = (q, centres, available, filled, w)
+        # The authors' mask is the blended pseudo-label's confidence alone (no OR with the linear one).
+        return PseudoLabels(blend(p, q, w), p, threshold, raw_opens_mask=False)
+
+    def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
+                              logs: dict[str, Tensor]) -> dict[str, Tensor]:
+        g = self.cfg.daso
+        if self._semantic is None or g.align_weight == 0:
+            return {"align": views.weak.embedding.new_zeros((), dtype=torch.float32)}
+        q, centres, available, filled, _ = self._semantic
+        t = g.proto_temperature
+        loss = sum(semantic_alignment_loss(q, prototype_logits(s.embedding, centres, available, t, "cosine"),
+                                           available) for s in views.strong) / len(views.strong)
+        return {"align": g.align_weight * loss * filled}
+
+    @torch.no_grad()
+    def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
+                logs: dict[str, Tensor]) -> None:
+        # The authors count every final pseudo-label (the one trained on), masked or not.
+        counts = torch.zeros_like(self.pl_window).index_add_(0, pl.target, torch.ones_like(pl.confidence))
+        self.pl_window += all_reduce_sum(counts)
+        # The authors also skip the refresh at the very last step; it changes nothing that is trained, so we don't.
+        if (info.step + 1) % self.cfg.daso.dist_update_every == 0:
+            self.pl_dist.copy_(self.pl_window)
+            self.pl_window.zero_()
+        if self._semantic is not None:  # accuracy on masked images with a known hidden label
+            q, *_, w = self._semantic
+            logs["daso_blend_weight"] = w.mean()
+            truth, among = batch["u_y"], pl.mask & (batch["u_y"] >= 0)
+            log_hits(logs, "semantic_acc", q.argmax(1) == truth, among)
+            log_hits(logs, "linear_acc", pl.raw_probs.argmax(1) == truth, among)
+
+    def diagnostics(self) -> dict[str, object]:
+        out = super().diagnostics()
+        total = float(self.pl_dist.sum())
+        out["daso_queue_fill"] = [int(v) for v in self.queue.count]
+        out["daso_pl_distribution"] = [float(v) / total if total > 0 else float("nan") for v in self.pl_dist]
+        out["daso_blend_weights"] = [float(v) for v in
+                                     distribution_weights(self.pl_dist, self.cfg.daso.dist_temperature)]
+        return out
