@@ -13,6 +13,7 @@ COMPONENT_BASES = ("acr", "dualhead", "fixmatch")
 ALIASES = {"semi": "dualhead+semi"}
 """semi = SeMi on its authors' base, the logit-adjusted dual-head learner (spec 5)."""
 ATTACHABLE = ("semi",)
+BASES, COMPONENT_BASES = (*BASES, "abc", "cpe"), (*COMPONENT_BASES, "abc", "cpe")  # ABC and CPE
 
 
 def allowed_names() -> list[str]:
