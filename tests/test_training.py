@@ -11,6 +11,7 @@ import torch
 from semi.engine.trainer import Trainer
 
 ALGORITHMS = ["supervised", "oracle", "fixmatch", "dualhead", "acr", "fixmatch+semi", "acr+semi", "semi"]
+ALGORITHMS += ["abc", "cpe", "abc+semi", "cpe+semi"]  # ABC and CPE
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)

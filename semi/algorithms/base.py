@@ -253,14 +253,13 @@ class SemiSupervisedAlgorithm(Algorithm):
         b, n = len(x_l), len(u_w)
         # One forward pass over every view: batch-norm statistics over the whole batch (spec section 2).
         out: ModelOutput = model(torch.cat([x_l, u_w, u_s1, u_s2]))
-        chunks = [t.split([b, n, n, n]) for t in out]
-        lab, weak, s1, s2 = (ModelOutput(*(c[i] for c in chunks)) for i in range(4))
+        lab, weak, s1, s2 = (out.map(lambda t, i=i: t.split([b, n, n, n])[i]) for i in range(4))
         views = Views(lab, weak, (s1, s2))
         logs: dict[str, Tensor] = {}
 
         losses = self.labeled_losses(lab, y_l)
         with torch.no_grad():
-            pl = self.pseudo_labels(ModelOutput(*(t.detach() for t in weak)), info)
+            pl = self.pseudo_labels(weak.map(Tensor.detach), info)
             for comp in self.components:
                 comp.refine(pl, views, info, logs)
             weights = pl.mask.float()

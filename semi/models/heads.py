@@ -7,6 +7,7 @@ wrapped the same way, so algorithms never need to know which backbone they run o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -26,6 +27,10 @@ class ModelOutput(NamedTuple):
     """[N, E, C] the extra heads, E = the model's `extra_heads`. A model always fills it (E = 0: an empty
     [N, 0, C] tensor, so code that splits or detaches every field keeps working); None only in outputs built by
     hand (tests) for algorithms without extra heads."""
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> ModelOutput:
+        """fn applied to every tensor field (a None `experts` stays None): split, detach, index all fields."""
+        return ModelOutput(*(None if t is None else fn(t) for t in self))
 
     def all_heads(self) -> Tensor:
         """[N, 2 + E, C]: g1, g2, then the extra heads."""
