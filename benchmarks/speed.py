@@ -31,8 +31,8 @@ from semi.data.prepare import prepare_data
 from semi.engine.trainer import Trainer
 
 METHODS = ["supervised", "fixmatch", "fixmatch+semi", "acr", "semi"]
-METHODS += ["abc", "abc+semi", "cpe", "cpe+semi"]  # ABC and CPE
 ROOT = Path(__file__).resolve().parent
+METHODS += ["abc", "abc+semi", "cpe", "cpe+semi"]  # ABC and CPE
 
 
 def _sync(device: torch.device) -> None:
