@@ -30,7 +30,8 @@ from semi.config import load_config
 from semi.data.prepare import prepare_data
 from semi.engine.trainer import Trainer
 
-METHODS = ["supervised", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi", "daso", "daso+semi"]
+METHODS = ["supervised", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi", "daso", "daso+semi",
+           "abc", "abc+semi", "cpe", "cpe+semi"]
 ROOT = Path(__file__).resolve().parent
 
 

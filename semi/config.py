@@ -127,8 +127,8 @@ class TrainConfig:
 @dataclass
 class AlgorithmConfig:
     name: str = "fixmatch"
-    """supervised, oracle, fixmatch, dualhead, acr, daso (DASO on FixMatch; its options: the daso section),
-    <base>+semi, semi (= dualhead+semi: SeMi on its authors' base, the logit-adjusted dual-head learner without
+    """supervised, oracle, fixmatch, dualhead, acr, daso (DASO on FixMatch; its options: the daso section), abc,
+    cpe, <base>+semi, semi (= dualhead+semi: SeMi on its authors' base, the logit-adjusted dual-head learner without
     ACR's adaptive tau1)."""
     threshold: float = 0.95
     """Confidence threshold tau of the base (SeMi overrides it with semi.threshold)."""
@@ -231,6 +231,40 @@ class DasoConfig:
 
 
 @dataclass
+class AbcConfig:
+    """ABC (Lee et al., NeurIPS 2021): the auxiliary balanced classifier, here the balanced head g2."""
+
+    unlabeled_target: Literal["soft", "hard"] = "soft"
+    """The auxiliary classifier's unlabeled target: soft = its whole weak-view softmax, as the authors' ABCfix.py
+    trains it; hard = the one-hot argmax (the paper's equation and USB's reimplementation)."""
+    loss_weight: float = 1.0
+    """Weight of the auxiliary classifier's loss (labeled + unlabeled) in the total; 1 in the authors' code."""
+
+
+@dataclass
+class CpeConfig:
+    """CPE (Ma et al., AAAI 2024): three experts on one embedding, logit-adjusted for three unlabeled priors."""
+
+    tau_consistent: float = 0.0
+    """Logit adjustment of expert 1 (the standard head g1) in its labeled loss CE(g + tau log pi, y)."""
+    tau_uniform: float = 2.0
+    """... of expert 2 (the balanced head g2, used for prediction as in the authors' code)."""
+    tau_reversed: float = 4.0
+    """... of expert 3 (the model's extra head)."""
+    medium_from: float = 0.2
+    """Class groups of the authors' classwise-BN loss weights, as a share of the classes: pseudo-labels of class
+    index >= round(medium_from * C) count twice, >= round(tail_from * C) three times (their CIFAR-10 configs:
+    cut 2 and 4 of 10, i.e. 0.2 / 0.4; CIFAR-100: 35 and 70 of 100, i.e. 0.35 / 0.7)."""
+    tail_from: float = 0.4
+    group_weights: bool = True
+    """Weight each masked pseudo-label by its class group (1, 2 or 3) and normalise by the weights' sum, which is
+    the authors' loss with its three BN branches collapsed into one; false: the plain mean over masked samples."""
+    pseudo_labels: Literal["own", "ensemble"] = "own"
+    """own: each expert trains on its own weak-view pseudo-labels (the authors' code); ensemble: all three train
+    on the argmax of the mean of the experts' softmaxes, masked by its confidence (ours, an option)."""
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -239,6 +273,8 @@ class Config:
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     semi: SemiConfig = field(default_factory=SemiConfig)
     daso: DasoConfig = field(default_factory=DasoConfig)
+    abc: AbcConfig = field(default_factory=AbcConfig)
+    cpe: CpeConfig = field(default_factory=CpeConfig)
 
     @property
     def total_steps(self) -> int:
@@ -478,6 +514,10 @@ def validate(cfg: Config) -> list[str]:
     need(not (s.prototypes and not s.memory_bank),
          "semi.prototypes: needs semi.memory_bank=true (prototypes are the bank's class means); "
          "set semi.prototypes=false too to ablate the bank")
+    need(cfg.abc.loss_weight >= 0, f"abc.loss_weight: must be >= 0, got {cfg.abc.loss_weight}")
+    c = cfg.cpe
+    need(0 <= c.medium_from <= c.tail_from <= 1,
+         f"cpe.medium_from, cpe.tail_from: need 0 <= medium_from <= tail_from <= 1, got {c.medium_from}, {c.tail_from}")
     return p
 
 

@@ -62,7 +62,8 @@ def load_model(checkpoint: str | Path, device: str = "auto", head: str | None = 
     head = head or pre.get("eval_head") or base_class(cfg.algorithm.name).eval_head
     dev = resolve_device(device)
     shape = tuple(int(v) for v in pre["image_shape"])
-    model = build_model(cfg.model, len(pre["class_names"]), shape[-1])
+    model = build_model(cfg.model, len(pre["class_names"]), shape[-1],
+                        extra_heads=base_class(cfg.algorithm.name).extra_heads)
     try:
         model.load_state_dict(state["ema"]["module"])
     except (RuntimeError, KeyError) as exc:

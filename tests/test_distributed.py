@@ -88,7 +88,7 @@ class PerRankForward(torch.nn.Module):
         per_rank = [torch.cat([v.chunk(self.ranks)[r] for v in views]) for r in range(self.ranks)]
         outs = [self.model(chunk) for chunk in per_rank]
         merged = []
-        for field in range(3):
+        for field in range(len(outs[0])):  # every ModelOutput field, the (empty) experts too
             split = [o[field].split(self.sizes) for o in outs]
             merged.append(torch.cat([split[r][i] for i in range(len(self.sizes)) for r in range(self.ranks)]))
         return type(outs[0])(*merged)

@@ -27,6 +27,9 @@ def _cases() -> list[tuple[str, int, int]]:
 def _assert_close_scaled(got: torch.Tensor, want: torch.Tensor, tol: float = 1e-5) -> None:
     """|got - want| <= tol * max|want|: kernels may sum in another order, and a randomly initialised deep net in
     eval mode (running stats still 0/1) has activations of order 10-30, so a bare 1e-5 would test rounding."""
+    assert got.shape == want.shape
+    if want.numel() == 0:  # the empty `experts` of a model without extra heads
+        return
     assert (got - want).abs().max() <= tol * want.abs().max().clamp_min(1.0)
 
 

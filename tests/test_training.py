@@ -11,7 +11,7 @@ import torch
 from semi.engine.trainer import Trainer
 
 ALGORITHMS = ["supervised", "oracle", "fixmatch", "dualhead", "acr", "fixmatch+semi", "acr+semi", "semi",
-              "daso", "daso+semi"]
+              "daso", "daso+semi", "abc", "cpe", "abc+semi", "cpe+semi"]
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)

@@ -120,6 +120,10 @@ class Algorithm(nn.Module):
     trains_on_true_labels: bool = False
     """oracle: the labeled set is the labeled + unlabeled pool with true labels."""
     eval_head: str = "standard"
+    extra_heads: int = 0
+    """Heads the model needs beyond g1 and g2 (CPE: 1, its third expert). A class attribute, so the trainer and
+    `semi predict` build the right model from the algorithm's name alone; they arrive as `ModelOutput.experts`
+    [N, extra_heads, C]. An algorithm that declares extra heads must train all of them (DDP)."""
 
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor):
         super().__init__()
@@ -254,20 +258,26 @@ class SemiSupervisedAlgorithm(Algorithm):
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         return {}
 
+    def unlabeled_loss(self, views: Views, pl: PseudoLabels, weights: Tensor) -> Tensor:
+        """L_u of the standard head on the two strong views, before lambda_u: the mean over the whole batch of
+        weights * CE (weights = mask times the components' sample weights), averaged over the views. A base that
+        normalises differently (CPE: over the masked samples) overrides this."""
+        s1, s2 = views.strong
+        return 0.5 * (masked_ce(s1.logits, pl.target, weights) + masked_ce(s2.logits, pl.target, weights))
+
     def training_step(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> StepResult:
         x_l, y_l = batch["x_l"], batch["y_l"]
         u_w, u_s1, u_s2 = batch["u_w"], batch["u_s1"], batch["u_s2"]
         b, n = len(x_l), len(u_w)
         # One forward pass over every view: batch-norm statistics over the whole batch (spec section 2).
         out: ModelOutput = model(torch.cat([x_l, u_w, u_s1, u_s2]))
-        chunks = [t.split([b, n, n, n]) for t in out]
-        lab, weak, s1, s2 = (ModelOutput(*(c[i] for c in chunks)) for i in range(4))
+        lab, weak, s1, s2 = (out.map(lambda t, i=i: t.split([b, n, n, n])[i]) for i in range(4))
         views = Views(lab, weak, (s1, s2))
         logs: dict[str, Tensor] = {}
 
         losses = self.labeled_losses(lab, y_l)
         with torch.no_grad():
-            pl = self.pseudo_labels(ModelOutput(*(t.detach() for t in weak)), info)
+            pl = self.pseudo_labels(weak.map(Tensor.detach), info)
             for comp in self.components:
                 comp.refine(pl, views, info, logs)
             weights = pl.mask.float()
@@ -275,9 +285,7 @@ class SemiSupervisedAlgorithm(Algorithm):
                 w = comp.sample_weights(pl, info, logs)
                 if w is not None:
                     weights = weights * w
-        lam = self.cfg.algorithm.lambda_u
-        losses["unsup"] = lam * 0.5 * (masked_ce(s1.logits, pl.target, weights)
-                                       + masked_ce(s2.logits, pl.target, weights))
+        losses["unsup"] = self.cfg.algorithm.lambda_u * self.unlabeled_loss(views, pl, weights)
         losses.update(self.base_unlabeled_losses(views, batch, info, logs))
         for comp in self.components:
             losses.update(comp.extra_losses(pl, views, info))

@@ -137,7 +137,7 @@ class Trainer:
         self.mean = torch.tensor(d.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(d.std, device=self.device).view(1, -1, 1, 1)
 
-        model = build_model(cfg.model, c, in_ch)
+        model = build_model(cfg.model, c, in_ch, extra_heads=base_class(cfg.algorithm.name).extra_heads)
         if t.sync_bn and self.world_size > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = model.to(self.device)

@@ -65,8 +65,10 @@ def _resnet50(cfg: ModelConfig, in_channels: int) -> nn.Module:
     return ResNet50(in_channels, small_input=True)
 
 
-def build_model(cfg_model: ModelConfig, num_classes: int, in_channels: int) -> DualHeadClassifier:
-    """The named backbone plus heads g1, g2 (nn.Linear(embed_dim, num_classes) each, xavier-normal, zero bias)."""
+def build_model(cfg_model: ModelConfig, num_classes: int, in_channels: int,
+                extra_heads: int = 0) -> DualHeadClassifier:
+    """The named backbone plus heads g1, g2 and `extra_heads` more (nn.Linear(embed_dim, num_classes) each,
+    xavier-normal, zero bias). `extra_heads`: what the algorithm declares (`Algorithm.extra_heads`)."""
     if cfg_model.name not in _REGISTRY:
         raise SemiError(f"unknown model {cfg_model.name!r}; available: {', '.join(model_names())}")
     if num_classes < 1 or in_channels < 1:
@@ -74,7 +76,7 @@ def build_model(cfg_model: ModelConfig, num_classes: int, in_channels: int) -> D
     builder, head_dropout = _REGISTRY[cfg_model.name]
     backbone = builder(cfg_model, in_channels)
     return DualHeadClassifier(backbone, backbone.embed_dim, num_classes,
-                              head_dropout=cfg_model.dropout if head_dropout else 0.0)
+                              head_dropout=cfg_model.dropout if head_dropout else 0.0, extra_heads=extra_heads)
 
 
 __all__ = ["build_model", "register_model", "model_names", "DualHeadClassifier", "ModelOutput"]

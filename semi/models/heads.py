@@ -1,13 +1,16 @@
-"""The two-headed classifier every algorithm uses: backbone embedding z, standard head g1, balanced head g2.
+"""The multi-headed classifier every algorithm uses: backbone embedding z, standard head g1, balanced head g2, and
+as many extra heads ("experts") as the algorithm declares (`Algorithm.extra_heads`; 0 for most).
 
-ACR and SeMi train a second, logit-adjusted head on the same embedding, so every backbone is wrapped the same
-way and algorithms never need to know which backbone they run on.
+ACR and SeMi train a second, logit-adjusted head on the same embedding; CPE trains a third. Every backbone is
+wrapped the same way, so algorithms never need to know which backbone they run on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
+import torch
 from torch import Tensor, nn
 
 
@@ -20,19 +23,40 @@ class ModelOutput(NamedTuple):
     """[N, C] standard head g1."""
     logits_balanced: Tensor
     """[N, C] balanced head g2."""
+    experts: Tensor | None = None
+    """[N, E, C] the extra heads, E = the model's `extra_heads`. A model always fills it (E = 0: an empty
+    [N, 0, C] tensor, so code that splits or detaches every field keeps working); None only in outputs built by
+    hand (tests) for algorithms without extra heads."""
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> ModelOutput:
+        """fn applied to every tensor field (a None `experts` stays None): split, detach, index all fields."""
+        return ModelOutput(*(None if t is None else fn(t) for t in self))
+
+    def all_heads(self) -> Tensor:
+        """[N, 2 + E, C]: g1, g2, then the extra heads."""
+        heads = torch.stack([self.logits, self.logits_balanced], dim=1)
+        return heads if self.experts is None else torch.cat([heads, self.experts.to(heads.dtype)], dim=1)
 
 
 class DualHeadClassifier(nn.Module):
-    """Backbone -> embedding [N, D] -> two independent linear heads g1 (standard) and g2 (balanced).
+    """Backbone -> embedding [N, D] -> independent linear heads: g1 (standard), g2 (balanced) and `extra_heads`
+    more (one nn.Linear(D, E * C) named `experts`, absent when E = 0, so two-headed checkpoints are unchanged).
 
+    Every head is computed in every forward pass. Extra heads exist only when an algorithm declares them and it
+    trains them all, so they never add parameters that DDP would see unused (FixMatch's untrained g2 is the one
+    case, handled as before by the trainer's `find_unused_parameters`).
     `head_dropout` drops embedding entries on the heads' input only (in training), so the embedding the
     algorithms store and compare stays deterministic given the weights.
     """
 
-    def __init__(self, backbone: nn.Module, embed_dim: int, num_classes: int, head_dropout: float = 0.0):
+    def __init__(self, backbone: nn.Module, embed_dim: int, num_classes: int, head_dropout: float = 0.0,
+                 extra_heads: int = 0):
         super().__init__()
         if embed_dim < 1 or num_classes < 1:
             raise ValueError(f"embed_dim and num_classes must be >= 1, got {embed_dim} and {num_classes}")
+        if extra_heads < 0:
+            raise ValueError(f"extra_heads must be >= 0, got {extra_heads}")
+        self.extra_heads = extra_heads
         self.backbone = backbone
         self.embed_dim = embed_dim
         self.num_classes = num_classes
@@ -42,8 +66,19 @@ class DualHeadClassifier(nn.Module):
         for head in (self.g1, self.g2):  # FixMatch's linear init; same for every backbone
             nn.init.xavier_normal_(head.weight)
             nn.init.zeros_(head.bias)
+        if extra_heads:  # one matrix (one matmul); each [C, D] block initialised as a head of its own
+            self.experts = nn.Linear(embed_dim, extra_heads * num_classes)
+            with torch.no_grad():
+                for block in self.experts.weight.split(num_classes):
+                    nn.init.xavier_normal_(block)
+            nn.init.zeros_(self.experts.bias)
 
     def forward(self, x: Tensor) -> ModelOutput:
         z = self.backbone(x)
         h = self.head_dropout(z)
-        return ModelOutput(z, self.g1(h), self.g2(h))
+        logits = self.g1(h)
+        if self.extra_heads:
+            experts = self.experts(h).view(-1, self.extra_heads, self.num_classes)
+        else:  # shape-only: costs nothing, and torch.compile / torch.export see a plain tensor
+            experts = logits.new_zeros((h.shape[0], 0, self.num_classes))
+        return ModelOutput(z, logits, self.g2(h), experts)
