@@ -6,9 +6,9 @@ test checks the two agree, so a new base must be added here too).
 
 from __future__ import annotations
 
-BASES = ("acr", "dualhead", "fixmatch", "oracle", "supervised")
+BASES = ("acr", "darp", "dualhead", "fixmatch", "oracle", "simpro", "supervised")
 """Registered base algorithms."""
-COMPONENT_BASES = ("acr", "dualhead", "fixmatch")
+COMPONENT_BASES = ("acr", "darp", "dualhead", "fixmatch", "simpro")
 """Bases that accept attached components ('+semi')."""
 ALIASES = {"semi": "dualhead+semi"}
 """semi = SeMi on its authors' base, the logit-adjusted dual-head learner (spec 5)."""

@@ -2,8 +2,10 @@
 
 An algorithm turns one batch into a loss and a dictionary of tensors to log; the engine around it (optimiser,
 EMA, evaluation, checkpoints) is shared. The semi-supervised step is written once here with named hooks:
-  embed all views in one pass -> base pseudo-labels (`pseudo_labels`) -> components refine them (`refine`)
-  -> mask -> per-sample weights (components' `sample_weights`) -> losses (base terms, components' `extra_losses`)
+  embed all views in one pass -> base pseudo-labels (`batch_pseudo_labels`, by default `pseudo_labels`)
+  -> components refine them (`refine`)
+  -> mask -> per-sample weights (components' `sample_weights`) -> losses (`unlabeled_loss`, base terms,
+  components' `extra_losses`)
   -> state updates from detached tensors (`observe`).
 SeMi's parts are `Component`s attached to any base (spec section 5, "seamless integration").
 Algorithms are nn.Modules so that all their state (buffers) moves with `.to(device)` and lands in checkpoints.
@@ -49,11 +51,13 @@ class StepResult:
 class PseudoLabels:
     """Pseudo-labels of the unlabeled batch. `probs` is the distribution the targets come from (it may be
     refined by components); `raw_probs` is the unadjusted softmax of the standard head (its confidence also
-    opens the mask, as in ACR's OR-mask)."""
+    opens the mask, as in ACR's OR-mask, unless `raw_opens_mask` is False: DARP and SimPro mask on `probs` only,
+    as their authors' code does)."""
 
     probs: Tensor
     raw_probs: Tensor
     threshold: float
+    raw_opens_mask: bool = True
     target: Tensor = field(init=False)
     confidence: Tensor = field(init=False)
     mask: Tensor = field(init=False)
@@ -64,7 +68,7 @@ class PseudoLabels:
     def finalise(self) -> None:
         self.confidence, self.target = self.probs.max(dim=1)
         mask = self.confidence >= self.threshold
-        if self.raw_probs is not self.probs:
+        if self.raw_opens_mask and self.raw_probs is not self.probs:
             mask = mask | (self.raw_probs.max(dim=1).values >= self.threshold)
         self.mask = mask
 
@@ -88,6 +92,9 @@ class Component(nn.Module):
 
     def bind(self, algorithm: SemiSupervisedAlgorithm) -> None:
         """Called once after all components exist, to find siblings (prototypes need the bank)."""
+
+    def setup_data(self, pool_size: int, num_labeled: int) -> None:
+        """See `Algorithm.setup_data`."""
 
     def on_epoch_start(self, epoch: int) -> None:
         pass
@@ -130,6 +137,12 @@ class Algorithm(nn.Module):
         self.register_buffer("pl_true", torch.zeros(num_classes))
         self.register_buffer("pl_seen", torch.zeros(()))
         self.register_buffer("pl_masked", torch.zeros(()))
+
+    def setup_data(self, pool_size: int, num_labeled: int) -> None:
+        """Called once by `build_algorithm`, before any state is loaded or moved to a device, with the size of the
+        unlabeled pool (a batch's `u_pos` indexes it: 0 .. pool_size - 1) and of the labeled training set.
+        Algorithms with per-image state register its buffers here (DARP: the latest prediction and refined
+        pseudo-label of every unlabeled image), so that checkpoints carry it like any other state."""
 
     def on_epoch_start(self, epoch: int) -> None:
         pass
@@ -222,6 +235,10 @@ class SemiSupervisedAlgorithm(Algorithm):
             return self.cfg.algorithm.threshold
         return self.threshold
 
+    def setup_data(self, pool_size: int, num_labeled: int) -> None:
+        for comp in self.components:
+            comp.setup_data(pool_size, num_labeled)
+
     def component(self, kind: type) -> Component | None:
         return next((c for c in self.components if isinstance(c, kind)), None)
 
@@ -231,6 +248,22 @@ class SemiSupervisedAlgorithm(Algorithm):
 
     def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
         raise NotImplementedError
+
+    def batch_pseudo_labels(self, weak: ModelOutput, batch: dict[str, Tensor], info: StepInfo,
+                            logs: dict[str, Tensor]) -> PseudoLabels:
+        """The base's pseudo-labels of this step (detached weak-view outputs; no gradient). Default:
+        `pseudo_labels`, a function of the predictions alone. A base with per-image state over the unlabeled pool
+        overrides this to read the batch (DARP: store the predictions at rows `u_pos`, periodically solve for
+        refined labels of the whole pool, return the refined rows)."""
+        return self.pseudo_labels(weak, info)
+
+    def unlabeled_loss(self, strong: tuple[ModelOutput, ModelOutput], pl: PseudoLabels, weights: Tensor,
+                       info: StepInfo) -> Tensor:
+        """L_u: lambda_u * the mean over both strong views of weights_b * CE(g1(z_s), y_hat_b), the mean over the
+        whole unlabeled batch (spec 3). SimPro overrides it (soft targets, logit-adjusted head)."""
+        s1, s2 = strong
+        lam = self.cfg.algorithm.lambda_u
+        return lam * 0.5 * (masked_ce(s1.logits, pl.target, weights) + masked_ce(s2.logits, pl.target, weights))
 
     def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -249,7 +282,7 @@ class SemiSupervisedAlgorithm(Algorithm):
 
         losses = self.labeled_losses(lab, y_l)
         with torch.no_grad():
-            pl = self.pseudo_labels(ModelOutput(*(t.detach() for t in weak)), info)
+            pl = self.batch_pseudo_labels(ModelOutput(*(t.detach() for t in weak)), batch, info, logs)
             for comp in self.components:
                 comp.refine(pl, views, info, logs)
             weights = pl.mask.float()
@@ -257,9 +290,7 @@ class SemiSupervisedAlgorithm(Algorithm):
                 w = comp.sample_weights(pl, info, logs)
                 if w is not None:
                     weights = weights * w
-        lam = self.cfg.algorithm.lambda_u
-        losses["unsup"] = lam * 0.5 * (masked_ce(s1.logits, pl.target, weights)
-                                       + masked_ce(s2.logits, pl.target, weights))
+        losses["unsup"] = self.unlabeled_loss((s1, s2), pl, weights, info)
         losses.update(self.base_unlabeled_losses(views, batch, info, logs))
         for comp in self.components:
             losses.update(comp.extra_losses(pl, views, info))
