@@ -29,7 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 SETTINGS = ("consistent", "uniform", "reversed", "middle", "head_tail")
-METHODS = ("supervised", "oracle", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi")
+METHODS = ("supervised", "oracle", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi",
+           "darp", "darp+semi", "simpro", "simpro+semi")
 TWO_HEAD = ("dualhead", "semi", "acr", "acr+semi")  # evaluated with the balanced head
 # Paired comparisons (a - b over the same seeds): SeMi vs its base, vs ACR; ACR vs FixMatch; each base vs base+SeMi.
 PAIRS = (("semi", "dualhead"), ("semi", "acr"), ("acr", "fixmatch"), ("acr", "dualhead"),

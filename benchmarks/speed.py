@@ -30,7 +30,7 @@ from semi.config import load_config
 from semi.data.prepare import prepare_data
 from semi.engine.trainer import Trainer
 
-METHODS = ["supervised", "fixmatch", "fixmatch+semi", "acr", "semi"]
+METHODS = ["supervised", "fixmatch", "fixmatch+semi", "acr", "semi", "darp", "darp+semi", "simpro", "simpro+semi"]
 ROOT = Path(__file__).resolve().parent
 
 

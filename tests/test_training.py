@@ -10,7 +10,8 @@ import torch
 
 from semi.engine.trainer import Trainer
 
-ALGORITHMS = ["supervised", "oracle", "fixmatch", "dualhead", "acr", "fixmatch+semi", "acr+semi", "semi"]
+ALGORITHMS = ["supervised", "oracle", "fixmatch", "dualhead", "acr", "fixmatch+semi", "acr+semi", "semi",
+              "darp", "darp+semi", "simpro", "simpro+semi"]
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
