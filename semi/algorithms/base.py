@@ -50,9 +50,9 @@ class StepResult:
 @dataclass
 class PseudoLabels:
     """Pseudo-labels of the unlabeled batch. `probs` is the distribution the targets come from (it may be
-    refined by components); `raw_probs` is the unadjusted softmax of the standard head (its confidence also
-    opens the mask, as in ACR's OR-mask, unless `raw_opens_mask` is False: DARP and SimPro mask on `probs` only,
-    as their authors' code does)."""
+    refined by components); `raw_probs` is the unadjusted softmax of the standard head. Where the two differ,
+    the raw confidence also opens the mask (ACR's OR-mask, SeMi's spec 5.2) unless `raw_opens_mask` is False
+    (DASO: only the blended pseudo-label's confidence counts, as in its authors' code)."""
 
     probs: Tensor
     raw_probs: Tensor
@@ -257,13 +257,12 @@ class SemiSupervisedAlgorithm(Algorithm):
         refined labels of the whole pool, return the refined rows)."""
         return self.pseudo_labels(weak, info)
 
-    def unlabeled_loss(self, strong: tuple[ModelOutput, ModelOutput], pl: PseudoLabels, weights: Tensor,
-                       info: StepInfo) -> Tensor:
-        """L_u: lambda_u * the mean over both strong views of weights_b * CE(g1(z_s), y_hat_b), the mean over the
-        whole unlabeled batch (spec 3). SimPro overrides it (soft targets, logit-adjusted head)."""
-        s1, s2 = strong
-        lam = self.cfg.algorithm.lambda_u
-        return lam * 0.5 * (masked_ce(s1.logits, pl.target, weights) + masked_ce(s2.logits, pl.target, weights))
+    def unlabeled_loss(self, views: Views, pl: PseudoLabels, weights: Tensor) -> Tensor:
+        """L_u of the standard head on the two strong views, before lambda_u: the mean over the whole batch of
+        weights * CE (weights = mask times the components' sample weights), averaged over the views. A base that
+        normalises differently (CPE: over the masked samples) overrides this."""
+        s1, s2 = views.strong
+        return 0.5 * (masked_ce(s1.logits, pl.target, weights) + masked_ce(s2.logits, pl.target, weights))
 
     def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -290,7 +289,7 @@ class SemiSupervisedAlgorithm(Algorithm):
                 w = comp.sample_weights(pl, info, logs)
                 if w is not None:
                     weights = weights * w
-        losses["unsup"] = self.unlabeled_loss((s1, s2), pl, weights, info)
+        losses["unsup"] = self.cfg.algorithm.lambda_u * self.unlabeled_loss(views, pl, weights)
         losses.update(self.base_unlabeled_losses(views, batch, info, logs))
         for comp in self.components:
             losses.update(comp.extra_losses(pl, views, info))

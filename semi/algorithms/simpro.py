@@ -109,13 +109,13 @@ class SimPro(SemiSupervisedAlgorithm):
         adjust = prior_adjustment(self.train_prior, self.cfg.simpro.tau)
         return {"sup": F.cross_entropy(out.logits.float() + adjust, y) / self.labeled_scale}
 
-    def unlabeled_loss(self, strong: tuple[ModelOutput, ModelOutput], pl: PseudoLabels, weights: Tensor,
-                       info: StepInfo) -> Tensor:
+    def unlabeled_loss(self, views: Views, pl: PseudoLabels, weights: Tensor) -> Tensor:
+        """Cross-entropy of the adjusted head f + log pi^tau on both strong views against the soft pseudo-label
+        (the authors' Lu: the mean over both views' whole batch of mask * CE), before lambda_u."""
         adjust = prior_adjustment(self.train_prior, self.cfg.simpro.tau)
         target = pl.probs if self.cfg.simpro.soft_targets else pl.target
-        lam = self.cfg.algorithm.lambda_u
-        return lam * 0.5 * sum((F.cross_entropy(s.logits.float() + adjust, target, reduction="none") * weights).mean()
-                               for s in strong)
+        return 0.5 * sum((F.cross_entropy(s.logits.float() + adjust, target, reduction="none") * weights).mean()
+                         for s in views.strong)
 
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
