@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 SETTINGS = ("consistent", "uniform", "reversed", "middle", "head_tail")
 METHODS = ("supervised", "oracle", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi",
-           "daso", "daso+semi", "abc", "abc+semi", "cpe", "cpe+semi")
+           "daso", "daso+semi", "abc", "abc+semi", "cpe", "cpe+semi", "darp", "darp+semi", "simpro", "simpro+semi")
 # Per-method settings scaled to the CPU budgets (20 epochs): DASO's FixMatch pre-training is 10 epochs by default (the
 # authors' 5000 steps at paper scale), so here it starts after 1, like SeMi's warm-up (semi.warmup_epochs=1). DASO's
 # distribution temperature stays at its default for every setting: the unlabeled distribution is taken as unknown.

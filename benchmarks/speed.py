@@ -31,7 +31,7 @@ from semi.data.prepare import prepare_data
 from semi.engine.trainer import Trainer
 
 METHODS = ["supervised", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi", "daso", "daso+semi",
-           "abc", "abc+semi", "cpe", "cpe+semi"]
+           "abc", "abc+semi", "cpe", "cpe+semi", "darp", "darp+semi", "simpro", "simpro+semi"]
 ROOT = Path(__file__).resolve().parent
 
 

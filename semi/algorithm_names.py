@@ -6,9 +6,9 @@ test checks the two agree, so a new base must be added here too).
 
 from __future__ import annotations
 
-BASES = ("abc", "acr", "cpe", "daso", "dualhead", "fixmatch", "oracle", "supervised")
+BASES = ("abc", "acr", "cpe", "darp", "daso", "dualhead", "fixmatch", "oracle", "simpro", "supervised")
 """Registered base algorithms."""
-COMPONENT_BASES = ("abc", "acr", "cpe", "daso", "dualhead", "fixmatch")
+COMPONENT_BASES = ("abc", "acr", "cpe", "darp", "daso", "dualhead", "fixmatch", "simpro")
 """Bases that accept attached components ('+semi')."""
 ALIASES = {"semi": "dualhead+semi"}
 """semi = SeMi on its authors' base, the logit-adjusted dual-head learner (spec 5)."""

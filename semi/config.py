@@ -128,8 +128,8 @@ class TrainConfig:
 class AlgorithmConfig:
     name: str = "fixmatch"
     """supervised, oracle, fixmatch, dualhead, acr, daso (DASO on FixMatch; its options: the daso section), abc,
-    cpe, <base>+semi, semi (= dualhead+semi: SeMi on its authors' base, the logit-adjusted dual-head learner without
-    ACR's adaptive tau1)."""
+    cpe, darp, simpro, <base>+semi, semi (= dualhead+semi: SeMi on its authors' base, the logit-adjusted dual-head
+    learner without ACR's adaptive tau1)."""
     threshold: float = 0.95
     """Confidence threshold tau of the base (SeMi overrides it with semi.threshold)."""
     lambda_u: float = 1.0
@@ -265,6 +265,53 @@ class CpeConfig:
 
 
 @dataclass
+class DarpConfig:
+    """DARP (Kim et al., NeurIPS 2020) on FixMatch: refined pseudo-labels of the whole unlabeled pool, solved
+    periodically so that their class totals match a target distribution (algorithm.name=darp)."""
+
+    warmup: float = 0.4
+    """DARP starts when the epoch index exceeds warmup * train.epochs (the authors' commands: --warm 200 of 500
+    epochs); before that it is FixMatch."""
+    solve_every: int = 10
+    """Steps between solves, counted from each epoch's first step (the authors' --num_iter: 10 for CIFAR-10, 100
+    for CIFAR-100 and STL-10). Between solves an image's target is its refined label from the last solve."""
+    target: Literal["labeled_prior", "uniform"] = "labeled_prior"
+    """The class distribution the refined labels must match, times the pool size: the labeled set's (the authors'
+    code without --est) or uniform."""
+    alpha: float = 2.0
+    """Noise removal before the solve: each class k keeps only its floor(alpha * target_k) most probable images
+    (the authors' --alpha)."""
+    iterations: int = 10
+    """Outer iterations T of the coordinate ascent (the authors' --iter_T: 10; 20 for CIFAR-100 and STL-10)."""
+    root_finder: Literal["secant", "newton"] = "secant"
+    """How each class's dual variable is solved within an iteration: the authors' code calls scipy's newton without
+    a derivative, which is the secant method, from the previous solution; newton uses the analytic derivative
+    (Newton's method, as the paper names it) and a tight tolerance."""
+    tolerance: float = 0.1
+    """Stopping tolerance of the secant steps on the dual variable (the authors': 0.1 for CIFAR-10, 0.3 for
+    CIFAR-100 and STL-10); root_finder=newton uses 1e-10 instead."""
+    root_iterations: int = 30
+    """At most this many secant / Newton steps per class and iteration (the authors': 30)."""
+
+
+@dataclass
+class SimProConfig:
+    """SimPro (Du et al., ICML 2024): an EM estimate of the unknown unlabeled class prior and Bayes-optimal
+    pseudo-labels from a logit-adjusted head (algorithm.name=simpro)."""
+
+    tau: float = 2.0
+    """Strength of the logit adjustments log(prior^tau) (the authors' scripts: 2.0 for CIFAR-10 and STL-10, 1.0
+    for CIFAR-100 and ImageNet-127)."""
+    momentum: float = 0.9
+    """EMA rate of the per-epoch prior updates (the authors' ema_u)."""
+    soft_targets: bool = True
+    """Train the unlabeled loss on the soft pseudo-label distribution (the authors' code); false: its argmax."""
+    labeled_loss_scale: Literal["loader_ratio", "none"] = "loader_ratio"
+    """loader_ratio: divide the labeled loss by (unlabeled batches per pass) / (labeled batches per pass), as the
+    authors' code does (its probabilistic model weighs the two sets by their sizes); none: weight 1."""
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -275,6 +322,8 @@ class Config:
     daso: DasoConfig = field(default_factory=DasoConfig)
     abc: AbcConfig = field(default_factory=AbcConfig)
     cpe: CpeConfig = field(default_factory=CpeConfig)
+    darp: DarpConfig = field(default_factory=DarpConfig)
+    simpro: SimProConfig = field(default_factory=SimProConfig)
 
     @property
     def total_steps(self) -> int:
@@ -511,6 +560,15 @@ def validate(cfg: Config) -> list[str]:
     need(0 <= g.interp_alpha <= 1, f"daso.interp_alpha: must be in [0, 1], got {g.interp_alpha}")
     need(g.dist_update_every >= 1, f"daso.dist_update_every: must be >= 1, got {g.dist_update_every}")
     need(g.align_weight >= 0, f"daso.align_weight: must be >= 0, got {g.align_weight}")
+    dp, sp = cfg.darp, cfg.simpro
+    need(dp.warmup >= 0, f"darp.warmup: must be >= 0, got {dp.warmup}")
+    need(dp.solve_every >= 1, f"darp.solve_every: must be >= 1, got {dp.solve_every}")
+    need(dp.alpha > 0, f"darp.alpha: must be > 0, got {dp.alpha}")
+    need(dp.iterations >= 1, f"darp.iterations: must be >= 1, got {dp.iterations}")
+    need(dp.tolerance > 0, f"darp.tolerance: must be > 0, got {dp.tolerance}")
+    need(dp.root_iterations >= 1, f"darp.root_iterations: must be >= 1, got {dp.root_iterations}")
+    need(sp.tau >= 0, f"simpro.tau: must be >= 0, got {sp.tau}")
+    need(0 <= sp.momentum < 1, f"simpro.momentum: must be in [0, 1), got {sp.momentum}")
     need(not (s.prototypes and not s.memory_bank),
          "semi.prototypes: needs semi.memory_bank=true (prototypes are the bank's class means); "
          "set semi.prototypes=false too to ablate the bank")

@@ -11,7 +11,8 @@ import torch
 from semi.engine.trainer import Trainer
 
 ALGORITHMS = ["supervised", "oracle", "fixmatch", "dualhead", "acr", "fixmatch+semi", "acr+semi", "semi",
-              "daso", "daso+semi", "abc", "cpe", "abc+semi", "cpe+semi"]
+              "daso", "daso+semi", "abc", "cpe", "abc+semi", "cpe+semi",
+              "darp", "darp+semi", "simpro", "simpro+semi"]
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)

@@ -2,8 +2,10 @@
 
 An algorithm turns one batch into a loss and a dictionary of tensors to log; the engine around it (optimiser,
 EMA, evaluation, checkpoints) is shared. The semi-supervised step is written once here with named hooks:
-  embed all views in one pass -> base pseudo-labels (`pseudo_labels`) -> components refine them (`refine`)
-  -> mask -> per-sample weights (components' `sample_weights`) -> losses (base terms, components' `extra_losses`)
+  embed all views in one pass -> base pseudo-labels (`batch_pseudo_labels`, by default `pseudo_labels`)
+  -> components refine them (`refine`)
+  -> mask -> per-sample weights (components' `sample_weights`) -> losses (`unlabeled_loss`, base terms,
+  components' `extra_losses`)
   -> state updates from detached tensors (`observe`).
 SeMi's parts are `Component`s attached to any base (spec section 5, "seamless integration").
 Algorithms are nn.Modules so that all their state (buffers) moves with `.to(device)` and lands in checkpoints.
@@ -91,6 +93,9 @@ class Component(nn.Module):
     def bind(self, algorithm: SemiSupervisedAlgorithm) -> None:
         """Called once after all components exist, to find siblings (prototypes need the bank)."""
 
+    def setup_data(self, pool_size: int, num_labeled: int) -> None:
+        """See `Algorithm.setup_data`."""
+
     def on_epoch_start(self, epoch: int) -> None:
         pass
 
@@ -152,6 +157,12 @@ class Algorithm(nn.Module):
     def allocate(self, embed_dim: int) -> None:
         """Called once by `build_algorithm`, before any state is loaded: make the state whose shape depends on
         the model (DASO's queue of embed_dim-wide features). Default: nothing."""
+
+    def setup_data(self, pool_size: int, num_labeled: int) -> None:
+        """Called once by `build_algorithm`, before any state is loaded or moved to a device, with the size of the
+        unlabeled pool (a batch's `u_pos` indexes it: 0 .. pool_size - 1) and of the labeled training set.
+        Algorithms with per-image state register its buffers here (DARP: the latest prediction and refined
+        pseudo-label of every unlabeled image), so that checkpoints carry it like any other state."""
 
     def on_epoch_start(self, epoch: int) -> None:
         pass
@@ -244,6 +255,10 @@ class SemiSupervisedAlgorithm(Algorithm):
             return self.cfg.algorithm.threshold
         return self.threshold
 
+    def setup_data(self, pool_size: int, num_labeled: int) -> None:
+        for comp in self.components:
+            comp.setup_data(pool_size, num_labeled)
+
     def component(self, kind: type) -> Component | None:
         return next((c for c in self.components if isinstance(c, kind)), None)
 
@@ -254,9 +269,13 @@ class SemiSupervisedAlgorithm(Algorithm):
     def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
         raise NotImplementedError
 
-    def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
-                              logs: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {}
+    def batch_pseudo_labels(self, weak: ModelOutput, batch: dict[str, Tensor], info: StepInfo,
+                            logs: dict[str, Tensor]) -> PseudoLabels:
+        """The base's pseudo-labels of this step (detached weak-view outputs; no gradient). Default:
+        `pseudo_labels`, a function of the predictions alone. A base with per-image state over the unlabeled pool
+        overrides this to read the batch (DARP: store the predictions at rows `u_pos`, periodically solve for
+        refined labels of the whole pool, return the refined rows)."""
+        return self.pseudo_labels(weak, info)
 
     def unlabeled_loss(self, views: Views, pl: PseudoLabels, weights: Tensor) -> Tensor:
         """L_u of the standard head on the two strong views, before lambda_u: the mean over the whole batch of
@@ -264,6 +283,10 @@ class SemiSupervisedAlgorithm(Algorithm):
         normalises differently (CPE: over the masked samples) overrides this."""
         s1, s2 = views.strong
         return 0.5 * (masked_ce(s1.logits, pl.target, weights) + masked_ce(s2.logits, pl.target, weights))
+
+    def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
+                              logs: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {}
 
     def training_step(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> StepResult:
         x_l, y_l = batch["x_l"], batch["y_l"]
@@ -277,7 +300,7 @@ class SemiSupervisedAlgorithm(Algorithm):
 
         losses = self.labeled_losses(lab, y_l)
         with torch.no_grad():
-            pl = self.pseudo_labels(weak.map(Tensor.detach), info)
+            pl = self.batch_pseudo_labels(weak.map(Tensor.detach), batch, info, logs)
             for comp in self.components:
                 comp.refine(pl, views, info, logs)
             weights = pl.mask.float()

@@ -51,7 +51,10 @@ def base_class(name: str) -> type:
     return _BASES[parse_algorithm_name(name)[0]]
 
 
-def build_algorithm(cfg: Config, num_classes: int, labeled_prior: Tensor, embed_dim: int):
+def build_algorithm(cfg: Config, num_classes: int, labeled_prior: Tensor, embed_dim: int, pool_size: int = 0,
+                    num_labeled: int = 0):
+    """The algorithm of `cfg.algorithm.name`, its components attached, told the unlabeled pool's size and the
+    labeled set's (`Algorithm.setup_data`: per-image state; 0 when unknown, as in unit tests)."""
     from semi.algorithms.components import build_semi_components
 
     base, attached = parse_algorithm_name(cfg.algorithm.name)
@@ -62,4 +65,5 @@ def build_algorithm(cfg: Config, num_classes: int, labeled_prior: Tensor, embed_
     else:
         algorithm = cls(cfg, num_classes, labeled_prior)
     algorithm.allocate(embed_dim)
+    algorithm.setup_data(pool_size, num_labeled)
     return algorithm

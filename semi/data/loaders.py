@@ -98,10 +98,11 @@ class StepBatches(Dataset):
         batch = {"x_l": self.augmenter.weak(self.images[idx_l], gen), "y_l": self.labels[idx_l]}
         if self.use_unlabeled:
             n = self.mu * b
-            idx_u = self.unlabeled_idx[self.unlabeled_sampler.take((step * self.world_size + self.rank) * n, n)]
+            pos_u = self.unlabeled_sampler.take((step * self.world_size + self.rank) * n, n)  # rows of the pool
+            idx_u = self.unlabeled_idx[pos_u]
             weak, s1, s2 = self.augmenter.views(self.images[idx_u], gen)
             batch.update(u_w=weak, u_s1=s1, u_s2=s2, u_y=self.labels[idx_u], u_is_labeled=self.is_labeled[idx_u],
-                         u_idx=idx_u)
+                         u_idx=idx_u, u_pos=pos_u)
         return batch
 
 

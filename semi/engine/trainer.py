@@ -149,7 +149,8 @@ class Trainer:
         # pool with its true labels (logit adjustment must use the training set's own prior).
         train_idx = d.labeled_indices(true_labels=base_class(cfg.algorithm.name).trains_on_true_labels)
         prior = torch.tensor(np.bincount(d.labels[train_idx], minlength=c), dtype=torch.float64)
-        self.algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim).to(self.device)
+        self.algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim, pool_size=len(d.split.unlabeled),
+                                         num_labeled=len(train_idx)).to(self.device)
         self.algorithm.attach_ema(self.ema.module)  # DASO's queue reads labeled features from it
         self.train_model = model if self.world_size == 1 else dist.wrap_model(
             model, self.device, unused_parameters=not self.algorithm.trains_balanced_head)
