@@ -4,9 +4,12 @@ For each thread setting, the default run (`semi train`, digits_lt) is timed alon
 with the same setting that was started first and is stopped afterwards. Fair sharing of the cores makes the second
 timing about twice the first; spinning OpenMP threads made it ~18x (11 min 48 s instead of ~40 s). Settings:
 
-- default: what semi does now (OMP_WAIT_POLICY=PASSIVE unless set, PyTorch's thread count);
-- spin: OMP_WAIT_POLICY=ACTIVE, threads that spin at barriers (close to libgomp's own default, the old behaviour);
-- threads1: the default plus train.threads=1.
+- default: what semi does now (GOMP_SPINCOUNT=10000 unless a policy or spin count is set, PyTorch's thread count);
+- spin: OMP_WAIT_POLICY=ACTIVE, threads that always spin at barriers;
+- threads1: the default plus train.threads=1;
+- libgomp_default: OMP_WAIT_POLICY and GOMP_SPINCOUNT unset (libgomp spins ~300k iterations): semi before;
+- short_spin: GOMP_SPINCOUNT=10000 set explicitly (= default);
+- passive: OMP_WAIT_POLICY=PASSIVE, threads that sleep at once.
 
 Run it on an otherwise idle machine (it measures contention, so other load spoils the figures):
 
@@ -34,6 +37,11 @@ SETTINGS = {
     "default": ({}, []),
     "spin": ({"OMP_WAIT_POLICY": "ACTIVE"}, []),
     "threads1": ({}, ["train.threads=1"]),
+    # libgomp's own default (OMP_WAIT_POLICY unset: spin ~300k iterations, then sleep): what semi did before.
+    "libgomp_default": ({"OMP_WAIT_POLICY": ""}, []),
+    # a short spin before sleeping (libgomp's GOMP_SPINCOUNT), between spinning and sleeping at once
+    "short_spin": ({"GOMP_SPINCOUNT": "10000"}, []),
+    "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
 }
 
 
@@ -43,7 +51,7 @@ def command(out_dir: Path, extra: list[str]) -> list[str]:
 
 
 def environment(env_extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return {**env, **env_extra}
 

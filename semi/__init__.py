@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from semi.engine.threads import prefer_sleeping_threads
+from semi.engine.threads import prefer_short_spin
 
 __version__ = "0.1.0"
-prefer_sleeping_threads()  # before torch loads: spinning OpenMP threads make steps ~10x slower beside another job
+prefer_short_spin()  # before torch loads: long-spinning OpenMP threads make steps ~9x slower beside another job
 __all__ = ["load_config", "train", "evaluate", "predict", "export", "Results", "Config", "__version__"]
 
 

@@ -102,5 +102,6 @@ def environment() -> dict[str, Any]:
         "python": sys.version.split()[0], "git_commit": git_commit(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cpu_threads": torch.get_num_threads(), "hostname": os.uname().nodename,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
