@@ -107,10 +107,16 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
         result[method] = {"step_ms": 1e3 * seconds, "ratio_to_limit": seconds / base,
                           "images_per_s_consumed": (64 if method == "supervised" else per_step) / seconds}
     # What SeMi's components add to each base they attach to (the '+semi' step over the base's step).
-    result["semi_overhead"] = {base: rows[f"{base}+semi"] / rows[base] - 1 for base in
-                               ("dualhead", "acr", "fixmatch") if f"{base}+semi" in rows and base in rows}
-    result["semi_overhead"]["dualhead"] = rows["semi"] / rows["dualhead"] - 1  # semi = dualhead+semi
+    result["semi_overhead"] = semi_overhead(result)
     return result
+
+
+def semi_overhead(result: dict) -> dict[str, float]:
+    """Per base: the '+semi' step time over the base's (semi = dualhead+semi)."""
+    pairs = {m[: -len("+semi")]: m for m in result if isinstance(m, str) and m.endswith("+semi")}
+    pairs["dualhead"] = "semi"
+    return {base: result[plus]["step_ms"] / result[base]["step_ms"] - 1 for base, plus in pairs.items()
+            if base in result and plus in result}
 
 
 def peak_rss_of_training(out: Path) -> float:
@@ -137,14 +143,14 @@ def markdown(results: dict) -> str:
         lines.append(f"| {r['model']} | forward+backward limit (256 images) | {r['limit_ms']:.1f} | 1.00 | |")
         lines.append(f"| {r['model']} | forward+backward limit (64 images; supervised's base) | "
                      f"{r['supervised_limit_ms']:.1f} | 1.00 | |")
-        for m in METHODS:
+        for m in (m for m in METHODS if m in r):
             lines.append(f"| {r['model']} | {m} | {r[m]['step_ms']:.1f} | {r[m]['ratio_to_limit']:.2f} | "
                          f"{r[m]['images_per_s_consumed']:.0f} |")
         lines.append(f"| {r['model']} | data loader, one worker (3-view batch) | {r['loader_batch_ms']:.1f} | | "
                      f"{r['loader_images_per_s']:.0f} produced |")
     lines.append("")
     lines.append("SeMi components' overhead over each base: " + "; ".join(
-        f"{r['model']}: " + ", ".join(f"{100 * v:+.1f}% over {base}" for base, v in r["semi_overhead"].items())
+        f"{r['model']}: " + ", ".join(f"{100 * v:+.1f}% over {base}" for base, v in semi_overhead(r).items())
         for r in results["models"]))
     if results.get("peak_rss_mib"):
         lines.append(f"Peak resident memory of a CIFAR-10-LT training process: {results['peak_rss_mib']:.0f} MiB")
