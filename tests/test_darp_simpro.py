@@ -270,34 +270,15 @@ def test_simpro_steps_and_prior_updates_match_the_authors_train_loop():
 # ----------------------------------------------------------------------------------------------- training
 
 
-def _flat_state(trainer) -> dict[str, torch.Tensor]:
-    out = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
-    out.update({f"ema.{k}": v for k, v in trainer.ema.module.state_dict().items()})
-    out.update({f"alg.{k}": v for k, v in trainer.algorithm.state_dict().items()})
-    return out
-
-
 # DARP active from epoch 1 (epoch > 0) with solves at steps 0 and 3 of each epoch (4 steps): at steps 4, 7, 8, 11,
 # on both sides of the step-6 checkpoint; SimPro's epoch updates at steps 4 and 8, its sums restored mid-epoch.
 EXTRA = {"darp.warmup": 0, "darp.solve_every": 3}
 
 
 @pytest.mark.parametrize("name", ["darp+semi", "simpro+semi"])
-def test_resume_gives_bit_identical_state(tiny_config, tmp_path, name):
+def test_resume_gives_bit_identical_state(exact_resume, name):
     """12 steps straight vs. resuming the straight run's step-6 checkpoint into a new run for 6 more."""
-    from semi.engine.trainer import Trainer
-
-    straight = Trainer(tiny_config(**{"algorithm.name": name, "train.out_dir": str(tmp_path / "a"), **EXTRA}))
-    straight.fit()
-    resumed = Trainer(tiny_config(**{"algorithm.name": name, "train.out_dir": str(tmp_path / "b"), **EXTRA}))
-    resumed.resume(str(tmp_path / "a" / "checkpoints" / "step-0000006.pt"))
-    assert resumed.step == 6
-    resumed.fit()
-    a, b = _flat_state(straight), _flat_state(resumed)
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert straight.history == resumed.history
+    straight, _ = exact_resume(name, **EXTRA)
     alg = straight.algorithm
     if name.startswith("darp"):
         assert int(alg.solves) == 4 and alg.predictions.shape == (len(straight.data.split.unlabeled), 10)

@@ -43,27 +43,10 @@ def test_each_algorithm_trains_and_writes_results(tiny_config, name):
     assert results["metrics"]["top1"] == m["top1"]
 
 
-def _flat_state(trainer: Trainer) -> dict[str, torch.Tensor]:
-    out = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
-    out.update({f"ema.{k}": v for k, v in trainer.ema.module.state_dict().items()})
-    out.update({f"alg.{k}": v for k, v in trainer.algorithm.state_dict().items()})
-    return out
-
-
 @pytest.mark.parametrize("name", ["fixmatch", "semi"])
-def test_resume_gives_bit_identical_state(tiny_config, tmp_path, name):
+def test_resume_gives_bit_identical_state(exact_resume, name):
     """12 steps straight vs. resuming the straight run's step-6 checkpoint into a new run for 6 more."""
-    straight = Trainer(tiny_config(**{"algorithm.name": name, "train.out_dir": str(tmp_path / "a")}))
-    straight.fit()
-    resumed = Trainer(tiny_config(**{"algorithm.name": name, "train.out_dir": str(tmp_path / "b")}))
-    resumed.resume(str(tmp_path / "a" / "checkpoints" / "step-0000006.pt"))
-    assert resumed.step == 6
-    resumed.fit()
-    a, b = _flat_state(straight), _flat_state(resumed)
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-    assert straight.history == resumed.history
+    exact_resume(name)
 
 
 def test_checkpoint_from_another_setup_is_refused(tiny_config, tmp_path):
