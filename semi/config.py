@@ -192,6 +192,10 @@ class SemiConfig:
     alpha: float = 0.4
     t_tar: float = 0.1
     oheml_strength: float = 0.75
+    oheml_normalize: bool = False
+    """Divide the OHEML weights by their mean over the masked samples of the step, so hard samples still count more
+    than easy ones but the unlabeled loss keeps its scale (ours, off by default; the spec's weights average ~0.27 on
+    MNIST-LT, which scales the standard head's L_u down almost 4x)."""
     t_p: float = 0.1
     center_momentum: float = 0.9
     lambda_c: float = 0.15

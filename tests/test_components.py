@@ -231,3 +231,18 @@ def test_oheml_weight_per_class_by_hidden_label():
     means = comp.diagnostics()["oheml_weight_per_class"]
     assert math.isnan(means[0]) and math.isnan(means[1]) and means[2] == pytest.approx(0.625)
     assert comp.weight_count.sum() == 0  # reset for the next window
+
+
+def test_oheml_normalized_weights_average_one_over_masked():
+    from semi.algorithms.base import StepInfo
+    from semi.algorithms.components.oheml import OHEMLComponent
+    from semi.config import SemiConfig
+
+    probs = torch.tensor([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0]])
+    pl = PseudoLabels(probs, probs, 0.0)
+    pl.mask = torch.tensor([True, True, False])
+    info = StepInfo(step=0, epoch=1, total_steps=10, total_epochs=2)
+    plain = OHEMLComponent(SemiConfig(warmup_epochs=0), 3).sample_weights(pl, info, {})
+    normed = OHEMLComponent(SemiConfig(warmup_epochs=0, oheml_normalize=True), 3).sample_weights(pl, info, {})
+    assert plain[:2].tolist() == pytest.approx([0.25, 1.0])
+    assert normed.tolist() == pytest.approx((plain / 0.625).tolist())  # masked mean (0.25 + 1) / 2 = 0.625

@@ -31,7 +31,10 @@ class OHEMLComponent(Component):
         if info.epoch <= self.cfg.warmup_epochs:
             return None
         w = entropy_weights(pl.probs.detach(), self.cfg.oheml_strength)
-        logs["oheml_weight"] = (w * pl.mask).sum() / pl.mask.sum().clamp_min(1)
+        mean_masked = (w * pl.mask).sum() / pl.mask.sum().clamp_min(1)
+        logs["oheml_weight"] = mean_masked
+        if self.cfg.oheml_normalize:  # keep the loss scale: mean weight 1 over the masked samples (no host sync)
+            w = w / mean_masked.clamp_min(1e-12)
         self._last_weights = w
         return w
 
