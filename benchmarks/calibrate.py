@@ -49,7 +49,7 @@ EXPERIMENTS: list[tuple[str, str, list[str], tuple[str, ...], int]] = [
     ("mnist_bal", "noflip_5k", ["train.epochs=50"], ("fixmatch",), 1),
     # SeMi's OHEML weights scale its standard-head loss down ~4x at this budget: does keeping the scale help?
     # (Same training as the mnist protocol's consistent/semi/0 cell, whose numbers it is compared with.)
-    ("mnist_lt", "oheml_normalized", ["semi.oheml_normalize=true"], ("semi",), 1),
+    ("mnist_lt", "oheml_normalized", ["semi.oheml_normalize=true"], ("semi",), 3),
     ("mnist_lt", "oheml_normalized_t0.95", ["semi.oheml_normalize=true", "semi.threshold=0.95"], ("semi",), 1),
 ]
 
