@@ -7,7 +7,8 @@ memory of a CIFAR-10-LT training process.
 Per model: every method's training step (forward over all views, losses, backward, optimiser, EMA; no data
 loading) on one fixed CIFAR-10-LT batch (B = 64, mu = 1, two strong views: 64 + 3 x 64 images), median of
 `--repeats` interleaved rounds after warm-up, with SeMi's components active (past their warm-up). The limit is the same
-model's forward + backward on the same 256 images with a plain cross-entropy and nothing else. Writes
+model's forward + backward on the same 256 images with a plain cross-entropy and nothing else. Ratios (x limit, SeMi's
+overhead over each base) are medians of per-round ratios: paired within a round, they cancel load drift. Writes
 benchmarks/results/speed-<device>.json and a Markdown table next to it.
 """
 
@@ -41,11 +42,11 @@ def _sync(device: torch.device) -> None:
 
 
 def _median_time(fn, repeats: int, warmup: int, device: torch.device) -> float:
-    return _interleaved_medians({"fn": fn}, repeats, warmup, device)["fn"]
+    return statistics.median(_interleaved_times({"fn": fn}, repeats, warmup, device)["fn"])
 
 
-def _interleaved_medians(fns: dict, repeats: int, warmup: int, device: torch.device) -> dict[str, float]:
-    """Median seconds of each function, timed in interleaved rounds (one call of each per round) so that a
+def _interleaved_times(fns: dict, repeats: int, warmup: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds of each call of each function, timed in interleaved rounds (one call of each per round) so that a
     change in machine load affects every method alike instead of biasing whichever ran during it."""
     for fn in fns.values():
         for _ in range(warmup):
@@ -58,7 +59,13 @@ def _interleaved_medians(fns: dict, repeats: int, warmup: int, device: torch.dev
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """Median over rounds of a_i / b_i: the two were timed in the same round, so load that drifts between rounds
+    cancels (a ratio of two medians does not cancel it)."""
+    return statistics.median(x / y for x, y in zip(a, b))
 
 
 def config_for(model: str, method: str, out: Path, device: str, channels_last: bool = True):
@@ -68,7 +75,22 @@ def config_for(model: str, method: str, out: Path, device: str, channels_last: b
         f"model.name={model}", f"algorithm.name={method}", "train.batch_size=64", "train.mu=1",
         "train.epochs=500", "train.steps_per_epoch=500", "train.progress=false", "train.tensorboard=false",
         f"train.out_dir={out}", f"train.device={device}", "semi.warmup_epochs=0", "algorithm.est_epoch=0",
+        "daso.pretrain_epochs=0", "darp.warmup=0",
         f"train.channels_last={str(channels_last).lower()}"])
+
+
+def steps_fn(trainer: Trainer, batch: dict, period: int):
+    """A call = `period` training steps past every warm-up, timed as their mean: DARP solves over the whole pool
+    once every `darp.solve_every` steps, so its calls hold one solve each (its cost shared by the steps)."""
+    cfg = trainer.cfg
+    infos = [StepInfo(step=1000 + i, epoch=10, total_steps=cfg.total_steps, total_epochs=cfg.train.epochs)
+             for i in range(period)]
+
+    def run() -> None:
+        for info in infos:
+            trainer.train_step(batch, info)
+
+    return run, period
 
 
 def measure_model(model: str, repeats: int, device: str, data, out: Path, channels_last: bool = True) -> dict:
@@ -81,8 +103,7 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
         batch = trainer.to_device(full.batches[0])  # the same 3-view batch for every method
         if method == "supervised":
             batch = {k: batch[k] for k in ("x_l", "y_l")}
-        info = StepInfo(step=1000, epoch=10, total_steps=trainer.cfg.total_steps, total_epochs=trainer.cfg.train.epochs)
-        fns[method] = lambda t=trainer, b=batch, i=info: t.train_step(b, i)
+        fns[method] = steps_fn(trainer, batch, period=trainer.cfg.darp.solve_every if method.startswith("darp") else 1)
     # The limit: forward + backward of the same model on the same 256 images, nothing else.
     batch_full = trainer.to_device(trainer.batches[0])
     images = torch.cat([batch_full[k] for k in ("x_l", "u_w", "u_s1", "u_s2")])
@@ -93,30 +114,38 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
         net.zero_grad(set_to_none=True)
         F.cross_entropy(net(images[:n]).logits, target[:n]).backward()
 
-    fns["limit"] = lambda: forward_backward(len(images))
-    fns["supervised_limit"] = lambda: forward_backward(64)
-    rows = _interleaved_medians(fns, repeats, 3, trainer.device)
-    limit, sup_limit = rows.pop("limit"), rows.pop("supervised_limit")
+    fns["limit"] = (lambda: forward_backward(len(images)), 1)
+    fns["supervised_limit"] = (lambda: forward_backward(64), 1)
+    times = _interleaved_times({k: f for k, (f, _) in fns.items()}, repeats, 3, trainer.device)
+    times = {k: [t / fns[k][1] for t in ts] for k, ts in times.items()}  # per step
+    limit_times, sup_limit_times = times.pop("limit"), times.pop("supervised_limit")
+    limit, sup_limit = statistics.median(limit_times), statistics.median(sup_limit_times)
     # The loader: the 3-view batch of one step built in this process (one worker's work), images per second.
     loader = _median_time(lambda: trainer.batches[7], max(5, repeats // 2), 1, torch.device("cpu"))
     per_step = 64 * 4
     result = {"model": model, "limit_ms": 1e3 * limit, "supervised_limit_ms": 1e3 * sup_limit,
               "loader_batch_ms": 1e3 * loader, "loader_images_per_s": per_step / loader}
-    for method, seconds in rows.items():
-        base = sup_limit if method == "supervised" else limit
-        result[method] = {"step_ms": 1e3 * seconds, "ratio_to_limit": seconds / base,
-                          "images_per_s_consumed": (64 if method == "supervised" else per_step) / seconds}
-    # What SeMi's components add to each base they attach to (the '+semi' step over the base's step).
-    result["semi_overhead"] = semi_overhead(result)
+    for method, t in times.items():
+        base = sup_limit_times if method == "supervised" else limit_times
+        result[method] = {"step_ms": 1e3 * statistics.median(t), "ratio_to_limit": paired_ratio(t, base),
+                          "images_per_s_consumed": (64 if method == "supervised" else per_step) / statistics.median(t)}
+    # What SeMi's components add to each base they attach to (the '+semi' step over the base's, round by round).
+    result["semi_overhead"] = {base: paired_ratio(times[plus], times[base]) - 1 for base, plus in semi_pairs(times)}
     return result
 
 
+def semi_pairs(methods) -> list[tuple[str, str]]:
+    """(base, base+semi) for every measured pair (semi = dualhead+semi)."""
+    pairs = [(m[: -len("+semi")], m) for m in methods if isinstance(m, str) and m.endswith("+semi")]
+    pairs.append(("dualhead", "semi"))
+    return [(base, plus) for base, plus in pairs if base in methods and plus in methods]
+
+
 def semi_overhead(result: dict) -> dict[str, float]:
-    """Per base: the '+semi' step time over the base's (semi = dualhead+semi)."""
-    pairs = {m[: -len("+semi")]: m for m in result if isinstance(m, str) and m.endswith("+semi")}
-    pairs["dualhead"] = "semi"
-    return {base: result[plus]["step_ms"] / result[base]["step_ms"] - 1 for base, plus in pairs.items()
-            if base in result and plus in result}
+    """Per base: the '+semi' step time over the base's (paired by round when the record has it)."""
+    if "semi_overhead" in result:
+        return result["semi_overhead"]
+    return {base: result[plus]["step_ms"] / result[base]["step_ms"] - 1 for base, plus in semi_pairs(result)}
 
 
 def peak_rss_of_training(out: Path) -> float:

@@ -89,7 +89,7 @@ def test_consistency_loss_only_on_rejected_and_no_teacher_gradient():
     zw = torch.randn(4, 8, generator=g, requires_grad=True)
     zs = (torch.randn(4, 8, generator=g, requires_grad=True), torch.randn(4, 8, generator=g, requires_grad=True))
     rejected = torch.tensor([True, False, True, False])
-    loss, teacher = consistency_loss(zw, zs, torch.zeros(8), rejected, t_p=0.1)
+    loss, teacher = consistency_loss(zw, torch.cat(zs), torch.zeros(8), rejected, t_p=0.1)
     loss.backward()
     assert zw.grad is None  # teacher is detached
     assert torch.all(zs[0].grad[~rejected] == 0) and torch.any(zs[0].grad[rejected] != 0)
@@ -98,7 +98,7 @@ def test_consistency_loss_only_on_rejected_and_no_teacher_gradient():
     per = [-(teacher * torch.log_softmax(z / 0.1, 1)).sum(1) for z in zs]
     manual = (per[0][rejected].sum() + per[1][rejected].sum()) / 8
     assert loss.item() == pytest.approx(manual.item(), rel=1e-6)
-    none_rejected, _ = consistency_loss(zw, zs, torch.zeros(8), torch.zeros(4, dtype=torch.bool), 0.1)
+    none_rejected, _ = consistency_loss(zw, torch.cat(zs), torch.zeros(8), torch.zeros(4, dtype=torch.bool), 0.1)
     assert none_rejected.item() == 0.0
 
 

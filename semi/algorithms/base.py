@@ -61,6 +61,8 @@ class PseudoLabels:
     target: Tensor = field(init=False)
     confidence: Tensor = field(init=False)
     mask: Tensor = field(init=False)
+    _raw_confident: Tensor | None = field(init=False, default=None, repr=False)
+    """max raw_probs >= threshold, computed once (raw_probs never change; components replace `probs`)."""
 
     def __post_init__(self) -> None:
         self.finalise()
@@ -68,8 +70,12 @@ class PseudoLabels:
     def finalise(self) -> None:
         self.confidence, self.target = self.probs.max(dim=1)
         mask = self.confidence >= self.threshold
-        if self.raw_opens_mask and self.raw_probs is not self.probs:
-            mask = mask | (self.raw_probs.max(dim=1).values >= self.threshold)
+        if self.raw_probs is self.probs:
+            self._raw_confident = mask
+        elif self.raw_opens_mask:
+            if self._raw_confident is None:
+                self._raw_confident = self.raw_probs.max(dim=1).values >= self.threshold
+            mask = mask | self._raw_confident
         self.mask = mask
 
     def replace_probs(self, probs: Tensor) -> None:
@@ -84,6 +90,16 @@ class Views:
     labeled: ModelOutput
     weak: ModelOutput
     strong: tuple[ModelOutput, ModelOutput]
+    both_strong: ModelOutput | None = None
+    """Both strong views stacked, [2n, ...] (the first view's rows, then the second's): in a training step one
+    slice of the forward pass's output, so components that treat the two views alike (SeMi's bank, feature
+    consistency) run each op once, without a copy. None: concatenated on first use (views built by hand)."""
+
+    def strong_stacked(self) -> ModelOutput:
+        if self.both_strong is None:
+            s1, s2 = self.strong
+            self.both_strong = ModelOutput(*(None if a is None else torch.cat([a, b]) for a, b in zip(s1, s2)))
+        return self.both_strong
 
 
 class Component(nn.Module):
@@ -224,11 +240,15 @@ class Algorithm(nn.Module):
         return stats
 
 
-def log_hits(logs: dict[str, Tensor], name: str, hit: Tensor, among: Tensor) -> None:
+def log_hits(logs: dict[str, Tensor], name: str | tuple[str, ...], hit: Tensor, among: Tensor) -> None:
     """Log `<name>_hits` / `<name>_total` counts (device tensors, no sync); each evaluation window reports their
-    ratio as `window_<name>` (e.g. the hidden-label accuracy of the rejected, hard samples' pseudo-labels)."""
-    logs[f"{name}_hits"] = (hit & among).float().sum()
-    logs[f"{name}_total"] = among.float().sum()
+    ratio as `window_<name>` (e.g. the hidden-label accuracy of the rejected, hard samples' pseudo-labels).
+    Several names at once: `hit` stacks one row per name ([V, n]) over the same `among` (one pass, fewer ops)."""
+    hits = (hit & among).sum(dim=-1, dtype=torch.float32)
+    total = among.sum(dtype=torch.float32)
+    for i, one in enumerate((name,) if isinstance(name, str) else name):
+        logs[f"{one}_hits"] = hits if isinstance(name, str) else hits[i]
+        logs[f"{one}_total"] = total
 
 
 def masked_ce(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
@@ -295,7 +315,7 @@ class SemiSupervisedAlgorithm(Algorithm):
         # One forward pass over every view: batch-norm statistics over the whole batch (spec section 2).
         out: ModelOutput = model(torch.cat([x_l, u_w, u_s1, u_s2]))
         lab, weak, s1, s2 = (out.map(lambda t, i=i: t.split([b, n, n, n])[i]) for i in range(4))
-        views = Views(lab, weak, (s1, s2))
+        views = Views(lab, weak, (s1, s2), out.map(lambda t: t[b + n:]))
         logs: dict[str, Tensor] = {}
 
         losses = self.labeled_losses(lab, y_l)

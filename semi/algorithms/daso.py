@@ -74,9 +74,10 @@ def distribution_weights(counts: Tensor, temperature: float) -> Tensor:
 def semantic_alignment_loss(q_weak: Tensor, strong_logits: Tensor, available: Tensor) -> Tensor:
     """mean_b -sum_k q_weak[b, k] log softmax(strong_logits)[b, k]: the weak view's semantic pseudo-label as a
     soft target for the strong view's prototype similarities. Classes without a prototype (logit -inf, q = 0)
-    are left out of the sum (0 * -inf would be NaN)."""
+    are left out of the sum (0 * -inf would be NaN). strong_logits may stack V strong views ([V * n, C], view by
+    view): the mean is then over all V * n rows, the mean of the V views' losses."""
     log_q = torch.log_softmax(strong_logits, dim=1).masked_fill(~available[None], 0.0)
-    return -(q_weak * log_q).sum(dim=1).mean()
+    return -(q_weak * log_q.view(-1, *q_weak.shape)).sum(dim=-1).mean()
 
 
 @contextmanager
@@ -168,8 +169,9 @@ class DASO(FixMatch):
             return {"align": views.weak.embedding.new_zeros((), dtype=torch.float32)}
         q, centres, available, filled, _ = self._semantic
         t = g.proto_temperature
-        loss = sum(semantic_alignment_loss(q, prototype_logits(s.embedding, centres, available, t, "cosine"),
-                                           available) for s in views.strong) / len(views.strong)
+        # Both strong views in one pass (the mean over their 2n rows is the mean of the two views' losses).
+        strong = prototype_logits(views.strong_stacked().embedding, centres, available, t, "cosine")
+        loss = semantic_alignment_loss(q, strong, available)
         return {"align": g.align_weight * loss * filled}
 
     @torch.no_grad()

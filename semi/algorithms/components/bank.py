@@ -20,8 +20,7 @@ class MemoryBankComponent(Component):
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:
-        s1, s2 = views.strong
-        emb = torch.cat([s1.embedding, s2.embedding]).detach().float()
+        emb = views.strong_stacked().embedding.detach().float()
         # Under DDP every rank inserts every rank's candidates (in rank order): the banks stay identical.
         self.bank.insert(all_gather_cat(emb), all_gather_cat(pl.target.repeat(2)),
                          all_gather_cat(pl.confidence.repeat(2).float()), all_gather_cat(pl.mask.repeat(2)),

@@ -11,12 +11,14 @@ from semi.config import SemiConfig
 from semi.engine.distributed import all_reduce_sum, world_size
 
 
-def consistency_loss(z_weak: Tensor, z_strong: tuple[Tensor, Tensor], centre: Tensor, rejected: Tensor,
+def consistency_loss(z_weak: Tensor, z_strong: Tensor, centre: Tensor, rejected: Tensor,
                      t_p: float) -> tuple[Tensor, Tensor]:
-    """mean over all 2n strong views of rejected_b * CE(teacher_b, student_b); returns (loss, teacher)."""
+    """mean over all 2n strong views of rejected_b * CE(teacher_b, student_b); returns (loss, teacher).
+    z_weak [n, D]; z_strong [2n, D], both strong views stacked (`Views.strong_stacked`)."""
     teacher = torch.softmax((z_weak.detach().float() - centre) / (t_p / 5), dim=1)
-    per_view = [-(teacher * torch.log_softmax(z.float() / t_p, dim=1)).sum(dim=1) for z in z_strong]
-    return (torch.cat(per_view) * rejected.float().repeat(2)).mean(), teacher
+    n = len(teacher)
+    log_student = torch.log_softmax(z_strong.float() / t_p, dim=1).view(2, n, -1)  # one op for both views
+    return (-(teacher * log_student).sum(dim=2) * rejected.float()).mean(), teacher
 
 
 class FeatureConsistencyComponent(Component):
@@ -28,8 +30,7 @@ class FeatureConsistencyComponent(Component):
     def extra_losses(self, pl: PseudoLabels, views: Views, info: StepInfo) -> dict[str, Tensor]:
         if info.epoch <= self.cfg.warmup_epochs:
             return {"cons": views.weak.embedding.new_zeros(())}
-        s1, s2 = views.strong
-        loss, teacher = consistency_loss(views.weak.embedding, (s1.embedding, s2.embedding), self.centre,
+        loss, teacher = consistency_loss(views.weak.embedding, views.strong_stacked().embedding, self.centre,
                                          ~pl.mask, self.cfg.t_p)
         with torch.no_grad():  # the spec's centre: an EMA of the batch mean of the teacher outputs r_b
             m = self.cfg.center_momentum

@@ -28,7 +28,8 @@ def prototype_logits(z: Tensor, centres: Tensor, available: Tensor, temperature:
     """sim(z_b, c_k) / temperature [N, C] for the classes whose prototype exists, -inf for the others. Carries
     z's gradient (DASO's alignment loss trains through it); the centres are constants."""
     if similarity == "euclidean":
-        sim = -torch.cdist(z.float(), centres.float())
+        # The direct kernel: one op, and no |z|^2 + |c|^2 - 2 z.c cancellation (the matmul path's, for N > 25)
+        sim = -torch.cdist(z.float(), centres.float(), compute_mode="donot_use_mm_for_euclid_dist")
     else:
         sim = F.normalize(z.float(), dim=1) @ F.normalize(centres.float(), dim=1).T
     return (sim / temperature).masked_fill(~available[None], float("-inf"))
@@ -83,13 +84,16 @@ class PrototypeComponent(Component):
         centres, available = self.bank.bank.prototypes()
         view = views.strong[0] if self.cfg.query_view == "strong" else views.weak
         q = prototype_probs(view.embedding.detach(), centres, available, self.cfg.t_tar)
-        q = torch.where(available.any(), q, torch.zeros_like(q))  # an empty bank contributes nothing
-        a = self.cfg.alpha * info.progress * self.class_weight * available.any()
+        any_available = available.any()
+        q = torch.where(any_available, q, 0.0)  # an empty bank contributes nothing
+        a = (self.cfg.alpha * info.progress) * self.class_weight * any_available
         base = pl.raw_probs if self._raw_source else pl.probs
-        logs["proto_agreement"] = (q.argmax(1) == base.argmax(1)).float().mean()
+        # pl.target is already the argmax of pl.probs (its max's index): reused, one op less per step
+        proto_target, base_target = q.argmax(1), base.argmax(1) if self._raw_source else pl.target
+        logs["proto_agreement"] = (proto_target == base_target).float().mean()
         pl.raw_opens_mask = True  # spec 5.2: m = 1[max p~ >= tau] OR 1[max p_t >= tau], whatever the base's rule
         pl.replace_probs(blend(base, q, a))
-        self._last_targets = (q.argmax(1), base.argmax(1))  # for observe's accuracy diagnostics
+        self._last_targets = (proto_target, base_target)  # for observe's accuracy diagnostics
 
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
@@ -99,9 +103,8 @@ class PrototypeComponent(Component):
         if self.active(info):  # accuracy on masked images with a known hidden label: prototypes, classifier, blend
             proto, classifier = self._last_targets
             truth, among = batch["u_y"], pl.mask & (batch["u_y"] >= 0)
-            log_hits(logs, "proto_acc", proto == truth, among)
-            log_hits(logs, "classifier_acc", classifier == truth, among)
-            log_hits(logs, "blend_acc", pl.target == truth, among)
+            log_hits(logs, ("proto_acc", "classifier_acc", "blend_acc"),
+                     torch.stack([proto, classifier, pl.target]) == truth, among)
 
     def diagnostics(self) -> dict[str, object]:
         return {"proto_class_weight": [float(v) for v in self.class_weight]}
