@@ -38,7 +38,7 @@ METHODS = ("supervised", "oracle", "fixmatch", "fixmatch+semi", "dualhead", "sem
 # SimPro's labeled loss is divided by (unlabeled batches) / (labeled batches) per pass, as in its authors' code: 1 to 4
 # in their CIFAR settings, 21 here (20x more unlabeled images, mu = 1). At 2,000 steps that starves it: labeled loss
 # 0.08 from the first step, mask rate 0 throughout, 29.0% top-1 (consistent, seed 0; 21.2% with SeMi). With weight 1
-# it learns (validation 85.2%), so the benchmark runs it so; the diagnosis used training curves and validation, not the test set.
+# it learns (validation 85.2%), so the benchmark runs it so (diagnosed on training curves and validation, not test).
 METHOD_OVERRIDES = {"daso": ["daso.pretrain_epochs=1"], "daso+semi": ["daso.pretrain_epochs=1"],
                     "simpro": ["simpro.labeled_loss_scale=none"], "simpro+semi": ["simpro.labeled_loss_scale=none"]}
 
@@ -46,8 +46,15 @@ METHOD_OVERRIDES = {"daso": ["daso.pretrain_epochs=1"], "daso+semi": ["daso.pret
 def method_overrides(method: str) -> list[str]:
     return [f"algorithm.name={method}", *METHOD_OVERRIDES.get(method, [])]
 # Paired comparisons (a - b over the same seeds): SeMi vs its base, vs ACR; ACR vs FixMatch; each base vs base+SeMi.
-PAIRS = (("semi", "dualhead"), ("semi", "acr"), ("acr", "fixmatch"), ("acr", "dualhead"),
-         ("fixmatch+semi", "fixmatch"), ("acr+semi", "acr"))
+BASES = ("fixmatch", "dualhead", "acr", "daso", "abc", "cpe", "darp", "simpro")
+"""The bases SeMi's components attach to (`semi` = dualhead + SeMi)."""
+
+
+def with_semi(base: str) -> str:
+    return "semi" if base == "dualhead" else f"{base}+semi"
+
+
+PAIRS = (("semi", "acr"), ("acr", "fixmatch"), ("acr", "dualhead"), *((with_semi(b), b) for b in BASES))
 # The ablation, from the working SeMi config (semi = dualhead + all parts at threshold 0.7): each part removed; each
 # part alone on the base at the base's threshold 0.95; the threshold alone; 0.95 for SeMi; 0.7 only after warm-up.
 ALL_OFF = ["semi.memory_bank=false", "semi.prototypes=false", "semi.oheml=false", "semi.feature_consistency=false"]
@@ -257,6 +264,71 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _cell(records: list[dict], setting: str, method: str) -> str:
+    values = [r["top1"] for r in records if r["setting"] == setting and r["method"] == method]
+    return f"{_fmt(values)} ({len(values)})" if values else "-"
+
+
+def semi_effect_markdown(records: list[dict]) -> str:
+    """Per base and setting: the base's top-1, the base with SeMi's components, and their paired difference over
+    common seeds (mean [95% t-interval]; one seed: the difference alone)."""
+    from semi.evaluation.metrics import paired_difference
+
+    settings = [s for s in SETTINGS if any(r["setting"] == s for r in records)]
+    lines = ["| base | " + " | ".join(f"{s}: base / +SeMi / paired difference" for s in settings) + " |",
+             "|---|" + "---:|" * len(settings)]
+    for base in BASES:
+        cells = []
+        for s in settings:
+            d = paired_difference(_by_seed(records, s, with_semi(base)), _by_seed(records, s, base))
+            cells.append(f"{_cell(records, s, base)} / {_cell(records, s, with_semi(base))} / {_interval(d)}")
+        lines.append(f"| {base} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def methods_markdown(records: list[dict]) -> str:
+    """Every method (rows) by setting (columns): mean ± std (seeds); supervised and oracle with their balanced
+    (logit-adjusted) head, the fair reference for the two-head methods."""
+    settings = [s for s in SETTINGS if any(r["setting"] == s for r in records)]
+    lines = ["| method | " + " | ".join(settings) + " |", "|---|" + "---:|" * len(settings)]
+    for method in METHODS:
+        if not any(r["method"] == method for r in records):
+            continue
+        lines.append(f"| {method} | " + " | ".join(_cell(records, s, method) for s in settings) + " |")
+        if method in ("supervised", "oracle"):
+            bal = [{**r, "top1": r["balanced_head"]["top1"]} for r in records if r["method"] == method]
+            lines.append(f"| {method} (balanced head) | " + " | ".join(_cell(bal, s, method) for s in settings) + " |")
+    return "\n".join(lines)
+
+
+def replace_marked(path: Path, name: str, body: str) -> bool:
+    """Rewrite the text between `<!-- name:begin -->` and `<!-- name:end -->` in a document; False if absent."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = path.read_text() if path.exists() else ""
+    if begin not in text or end not in text:
+        return False
+    head, rest = text.split(begin, 1)
+    path.write_text(f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}")
+    return True
+
+
+def report(protocol: Protocol, records: list[dict]) -> None:
+    """The protocol's Markdown (next to its JSON), its figures, and the marked tables of BENCHMARKS.md and the
+    README (`<!-- accuracy-<protocol>-...:begin/end -->`), all from the records."""
+    path = ROOT / "results" / f"accuracy-{protocol.name}.md"
+    path.write_text(markdown(records) + "\n")
+    print(path.read_text())
+    repo = ROOT.parent
+    for doc in (repo / "BENCHMARKS.md", repo / "README.md"):
+        for name, body in ((f"accuracy-{protocol.name}-methods", methods_markdown(records)),
+                           (f"accuracy-{protocol.name}-semi-effect", semi_effect_markdown(records)),
+                           (f"accuracy-{protocol.name}-sweep", markdown(records))):
+            if replace_marked(doc, name, body):
+                print(f"updated {doc.name}: {name}")
+    for fig in figures(records, protocol.name):
+        print(f"figure: {fig}")
+
+
 def figures(records: list[dict], protocol: str) -> list[Path]:
     try:
         from semi.evaluation.report import plot_method_comparison, plot_per_class
@@ -293,6 +365,9 @@ def main() -> None:
     p.add_argument("--list", action="store_true")
     p.add_argument("--runs-dir", default=str(ROOT / "runs"))
     p.add_argument("--rerun", action="store_true", help="run selected cells even if they have a record")
+    p.add_argument("--report", action="store_true",
+                   help="run nothing: write the Markdown, figures and the marked tables of BENCHMARKS.md / README.md "
+                        "from the records")
     p.add_argument("--jobs", type=int, default=1,
                    help="cells run at once, each single-threaded (2 on this 2-core machine: about twice the cells per "
                         "hour of one two-threaded cell; results differ from --jobs 1 only by float summation order)")
@@ -306,6 +381,9 @@ def main() -> None:
     if args.list:
         for c, _ in todo:
             print(("done  " if c in done else "todo  ") + c)
+        return
+    if args.report:
+        report(protocol, records)
         return
     todo = [(c, extra) for c, extra in todo if args.rerun or c not in done]
     threads = 1 if args.jobs > 1 else None
@@ -327,11 +405,7 @@ def main() -> None:
             print(f"[{time.strftime('%H:%M:%S')}] {protocol.name} {cell}: top-1 {record['top1']:.1f}  "
                   f"balanced {record['balanced_accuracy']:.1f}  tail {record['tail_accuracy']:.1f}  "
                   f"({record['wall_seconds']:.0f} s)", flush=True)
-    table = markdown(records)
-    path.with_suffix(".md").write_text(table + "\n")
-    print(table)
-    for fig in figures(records, protocol.name):
-        print(f"figure: {fig}")
+    report(protocol, load_records(path))
 
 
 if __name__ == "__main__":
