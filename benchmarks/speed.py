@@ -220,6 +220,10 @@ def main() -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(results, indent=2))
     dest.with_suffix(".md").write_text(markdown(results) + "\n")
+    from accuracy import replace_marked  # benchmarks/ is on the path when this runs as a script
+
+    if replace_marked(ROOT.parent / "BENCHMARKS.md", f"speed-{results['device']}", markdown(results)):
+        print(f"updated BENCHMARKS.md: speed-{results['device']}")
     print(markdown(results))
     print(f"wrote {dest}")
 
