@@ -246,3 +246,46 @@ def test_oheml_normalized_weights_average_one_over_masked():
     normed = OHEMLComponent(SemiConfig(warmup_epochs=0, oheml_normalize=True), 3).sample_weights(pl, info, {})
     assert plain[:2].tolist() == pytest.approx([0.25, 1.0])
     assert normed.tolist() == pytest.approx((plain / 0.625).tolist())  # masked mean (0.25 + 1) / 2 = 0.625
+
+
+def test_strong_stacked_is_both_strong_views_in_order():
+    """A training step's `both_strong` slice and the concatenation built for hand-made views agree."""
+    from semi.algorithms.base import Views
+    from semi.models.heads import ModelOutput
+
+    g = torch.Generator().manual_seed(0)
+    out = ModelOutput(*(torch.randn(10, 4, generator=g) for _ in range(3)))
+    b, n = 4, 2
+    lab, weak, s1, s2 = (out.map(lambda t, i=i: t.split([b, n, n, n])[i]) for i in range(4))
+    sliced = Views(lab, weak, (s1, s2), out.map(lambda t: t[b + n:])).strong_stacked()
+    built = Views(lab, weak, (s1, s2)).strong_stacked()
+    assert sliced.experts is None and built.experts is None
+    for x, y in zip(sliced[:3], built[:3]):
+        assert torch.equal(x, y)
+    assert torch.equal(built.embedding[:n], s1.embedding) and torch.equal(built.embedding[n:], s2.embedding)
+
+
+def test_log_hits_for_several_names_equals_one_call_per_name():
+    from semi.algorithms.base import log_hits
+
+    truth = torch.tensor([0, 1, 2, 1, -1])
+    among = torch.tensor([True, True, False, True, True]) & (truth >= 0)
+    preds = torch.tensor([[0, 1, 2, 0, 1], [1, 1, 2, 1, 0]])
+    single, joint = {}, {}
+    for name, p in zip(("a", "b"), preds):
+        log_hits(single, name, p == truth, among)
+    log_hits(joint, ("a", "b"), preds == truth, among)
+    assert {k: float(v) for k, v in joint.items()} == {k: float(v) for k, v in single.items()}
+    assert float(joint["a_hits"]) == 2.0 and float(joint["b_hits"]) == 2.0 and float(joint["a_total"]) == 3.0
+
+
+def test_semantic_alignment_loss_over_stacked_views_is_the_mean_of_the_views():
+    from semi.algorithms.daso import semantic_alignment_loss
+
+    g = torch.Generator().manual_seed(1)
+    q = torch.softmax(torch.randn(3, 4, generator=g), 1)
+    available = torch.tensor([True, True, False, True])
+    views = [torch.randn(3, 4, generator=g).masked_fill(~available, float("-inf")) for _ in range(2)]
+    stacked = semantic_alignment_loss(q, torch.cat(views), available)
+    per_view = sum(semantic_alignment_loss(q, v, available) for v in views) / 2
+    assert stacked.item() == pytest.approx(per_view.item(), rel=1e-6)
