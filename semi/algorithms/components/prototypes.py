@@ -29,10 +29,11 @@ def prototype_logits(z: Tensor, centres: Tensor, available: Tensor, temperature:
     z's gradient (DASO's alignment loss trains through it); the centres are constants."""
     if similarity == "euclidean":
         # The direct kernel: one op, and no |z|^2 + |c|^2 - 2 z.c cancellation (the matmul path's, for N > 25)
-        sim = -torch.cdist(z.float(), centres.float(), compute_mode="donot_use_mm_for_euclid_dist")
+        dist = torch.cdist(z.float(), centres.float(), compute_mode="donot_use_mm_for_euclid_dist")
+        logits = dist / -temperature  # -dist / t in one op (negation is exact)
     else:
-        sim = F.normalize(z.float(), dim=1) @ F.normalize(centres.float(), dim=1).T
-    return (sim / temperature).masked_fill(~available[None], float("-inf"))
+        logits = F.normalize(z.float(), dim=1) @ F.normalize(centres.float(), dim=1).T / temperature
+    return logits.masked_fill(~available[None], float("-inf"))
 
 
 def prototype_probs(z: Tensor, centres: Tensor, available: Tensor, temperature: float,
