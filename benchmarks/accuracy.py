@@ -245,7 +245,9 @@ def markdown(records: list[dict]) -> str:
                              f" | {_fmt([x['head_accuracy'] for x in b])} | {_fmt([x['medium_accuracy'] for x in b])}"
                              f" | {_fmt([x['tail_accuracy'] for x in b])} | | | |")
         lines.append("")
-        pairs = [(a, b) for a, b in PAIRS if a in methods and b in methods]
+        # The ablation against what it changes: SeMi (a part removed, a threshold) or its base (a part added).
+        ablation = [(v, "semi" if v.startswith("semi-") else "dualhead") for v in ABLATIONS]
+        pairs = [(a, b) for a, b in (*PAIRS, *ablation) if a in methods and b in methods]
         sup_bal = _by_seed(records, setting, "supervised", lambda r: r["balanced_head"]["top1"])
         if pairs or sup_bal:
             lines += [f"Paired differences, {setting} (top-1 points, a - b over common seeds; mean [95% t-interval];"
