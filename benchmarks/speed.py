@@ -90,11 +90,12 @@ def steps_fn(trainer: Trainer, batch: dict, period: int):
         for info in infos:
             trainer.train_step(batch, info)
 
-    return run, period
+    return run
 
 
 def measure_model(model: str, repeats: int, device: str, data, out: Path, channels_last: bool = True) -> dict:
     fns = {}
+    periods: dict[str, int] = {}  # steps per call (DARP: one solve's period)
     trainer = None
     for method in METHODS:
         trainer = Trainer(config_for(model, method, out / method, device, channels_last), data=data)
@@ -103,7 +104,8 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
         batch = trainer.to_device(full.batches[0])  # the same 3-view batch for every method
         if method == "supervised":
             batch = {k: batch[k] for k in ("x_l", "y_l")}
-        fns[method] = steps_fn(trainer, batch, period=trainer.cfg.darp.solve_every if method.startswith("darp") else 1)
+        periods[method] = trainer.cfg.darp.solve_every if method.startswith("darp") else 1
+        fns[method] = steps_fn(trainer, batch, periods[method])
     # The limit: forward + backward of the same model on the same 256 images, nothing else.
     batch_full = trainer.to_device(trainer.batches[0])
     images = torch.cat([batch_full[k] for k in ("x_l", "u_w", "u_s1", "u_s2")])
@@ -114,10 +116,10 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
         net.zero_grad(set_to_none=True)
         F.cross_entropy(net(images[:n]).logits, target[:n]).backward()
 
-    fns["limit"] = (lambda: forward_backward(len(images)), 1)
-    fns["supervised_limit"] = (lambda: forward_backward(64), 1)
-    times = _interleaved_times({k: f for k, (f, _) in fns.items()}, repeats, 3, trainer.device)
-    times = {k: [t / fns[k][1] for t in ts] for k, ts in times.items()}  # per step
+    fns["limit"] = lambda: forward_backward(len(images))
+    fns["supervised_limit"] = lambda: forward_backward(64)
+    times = _interleaved_times(fns, repeats, 3, trainer.device)
+    times = {k: [t / periods.get(k, 1) for t in ts] for k, ts in times.items()}  # per step
     limit_times, sup_limit_times = times.pop("limit"), times.pop("supervised_limit")
     limit, sup_limit = statistics.median(limit_times), statistics.median(sup_limit_times)
     # The loader: the 3-view batch of one step built in this process (one worker's work), images per second.

@@ -17,7 +17,7 @@ from torch import Tensor
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views, log_hits
 from semi.algorithms.components.bank import MemoryBankComponent
 from semi.config import SemiConfig
-from semi.engine.distributed import all_reduce_sum, is_distributed
+from semi.engine.distributed import all_reduce_sum
 
 Similarity = Literal["euclidean", "cosine"]
 """euclidean: -||z - c||_2 (SeMi, unnormalised embeddings); cosine: z.c / (||z|| ||c||) (DASO)."""
@@ -99,11 +99,8 @@ class PrototypeComponent(Component):
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:
-        if is_distributed():  # every rank's pseudo-labels count
-            counts = torch.zeros_like(self.pl_counts).index_add_(0, pl.target, pl.mask.float())
-            self.pl_counts += all_reduce_sum(counts)
-        else:  # the same counts (integers in float32: exact in any order), two ops fewer
-            self.pl_counts.index_add_(0, pl.target, pl.mask.float())
+        counts = torch.zeros_like(self.pl_counts).index_add_(0, pl.target, pl.mask.float())
+        self.pl_counts += all_reduce_sum(counts)  # every rank's pseudo-labels count
         if self.active(info):  # accuracy on masked images with a known hidden label: prototypes, classifier, blend
             proto, classifier = self._last_targets
             truth, among = batch["u_y"], pl.mask & (batch["u_y"] >= 0)
