@@ -8,7 +8,9 @@ Per model: every method's training step (forward over all views, losses, backwar
 loading) on one fixed CIFAR-10-LT batch (B = 64, mu = 1, two strong views: 64 + 3 x 64 images), median of
 `--repeats` interleaved rounds after warm-up, with SeMi's components active (past their warm-up). The limit is the same
 model's forward + backward on the same 256 images with a plain cross-entropy and nothing else. Ratios (x limit, SeMi's
-overhead over each base) are medians of per-round ratios: paired within a round, they cancel load drift. Writes
+overhead over each base) are medians of per-round ratios: paired within a round, they cancel load drift; each comes
+with a distribution-free 95% interval of that median. DASO is also given against its own passes (the limit plus
+the EMA forward of the labeled batch that its authors' code runs every step). Writes
 benchmarks/results/speed-<device>.json and a Markdown table next to it.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -27,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from semi.algorithms.base import StepInfo
+from semi.algorithms.daso import batch_statistics
 from semi.config import load_config
 from semi.data.prepare import prepare_data
 from semi.engine.trainer import Trainer
@@ -68,6 +72,21 @@ def paired_ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(x / y for x, y in zip(a, b))
 
 
+def median_interval(xs: list[float]) -> tuple[float, float]:
+    """Distribution-free 95% interval of the median: order statistics j and k of the sorted sample with
+    j = floor(n/2 - 0.98 sqrt(n)), k = ceil(n/2 + 1 + 0.98 sqrt(n)) (1-based; the normal approximation to the
+    binomial(n, 1/2) that counts the samples below the median), clipped to the sample."""
+    s, n = sorted(xs), len(xs)
+    j = max(1, math.floor(n / 2 - 0.98 * math.sqrt(n)))
+    k = min(n, math.ceil(n / 2 + 1 + 0.98 * math.sqrt(n)))
+    return s[j - 1], s[k - 1]
+
+
+def paired_ratio_interval(a: list[float], b: list[float]) -> tuple[float, float]:
+    """95% interval of `paired_ratio`."""
+    return median_interval([x / y for x, y in zip(a, b)])
+
+
 def config_for(model: str, method: str, out: Path, device: str, channels_last: bool = True):
     """The benchmark's CIFAR-10-LT config (channels-last as the training configs unless told otherwise)."""
     return load_config(None, [
@@ -97,8 +116,9 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
     fns = {}
     periods: dict[str, int] = {}  # steps per call (DARP: one solve's period)
     trainer = None
+    trainers = {}
     for method in METHODS:
-        trainer = Trainer(config_for(model, method, out / method, device, channels_last), data=data)
+        trainer = trainers[method] = Trainer(config_for(model, method, out / method, device, channels_last), data=data)
         full = trainer if method != "supervised" else Trainer(  # supervised batches lack the unlabeled views
             config_for(model, "fixmatch", out / "batch", device, channels_last), data=data)
         batch = trainer.to_device(full.batches[0])  # the same 3-view batch for every method
@@ -118,21 +138,41 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
 
     fns["limit"] = lambda: forward_backward(len(images))
     fns["supervised_limit"] = lambda: forward_backward(64)
+    # DASO's own extra pass: its authors' code embeds the labeled batch with the EMA model every step (BatchNorm on
+    # the batch's statistics), so its limit is the 256-image forward+backward plus that 64-image forward.
+    ema = trainers["daso"].ema.module if "daso" in trainers else None
+
+    @torch.no_grad()
+    def ema_forward() -> None:
+        with batch_statistics(ema):
+            ema(batch_full["x_l"])
+
+    if ema is not None:
+        fns["ema_forward"] = ema_forward
     times = _interleaved_times(fns, repeats, 3, trainer.device)
     times = {k: [t / periods.get(k, 1) for t in ts] for k, ts in times.items()}  # per step
     limit_times, sup_limit_times = times.pop("limit"), times.pop("supervised_limit")
+    ema_times = times.pop("ema_forward", None)
     limit, sup_limit = statistics.median(limit_times), statistics.median(sup_limit_times)
     # The loader: the 3-view batch of one step built in this process (one worker's work), images per second.
     loader = _median_time(lambda: trainer.batches[7], max(5, repeats // 2), 1, torch.device("cpu"))
     per_step = 64 * 4
     result = {"model": model, "limit_ms": 1e3 * limit, "supervised_limit_ms": 1e3 * sup_limit,
               "loader_batch_ms": 1e3 * loader, "loader_images_per_s": per_step / loader}
+    if ema_times is not None:
+        result["daso_ema_forward_ms"] = 1e3 * statistics.median(ema_times)
     for method, t in times.items():
         base = sup_limit_times if method == "supervised" else limit_times
+        own = ([a + b for a, b in zip(limit_times, ema_times)] if method.startswith("daso") and ema_times else base)
         result[method] = {"step_ms": 1e3 * statistics.median(t), "ratio_to_limit": paired_ratio(t, base),
+                          "ratio_to_limit_ci95": paired_ratio_interval(t, base),
+                          "ratio_to_own_passes": paired_ratio(t, own),
                           "images_per_s_consumed": (64 if method == "supervised" else per_step) / statistics.median(t)}
     # What SeMi's components add to each base they attach to (the '+semi' step over the base's, round by round).
-    result["semi_overhead"] = {base: paired_ratio(times[plus], times[base]) - 1 for base, plus in semi_pairs(times)}
+    pairs = semi_pairs(times)
+    result["semi_overhead"] = {base: paired_ratio(times[plus], times[base]) - 1 for base, plus in pairs}
+    result["semi_overhead_ci95"] = {base: [r - 1 for r in paired_ratio_interval(times[plus], times[base])]
+                                    for base, plus in pairs}
     return result
 
 
@@ -169,20 +209,35 @@ def peak_rss_of_training(out: Path) -> float:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| model | method | step (ms) | x limit | images/s consumed |", "|---|---|---:|---:|---:|"]
+    lines = ["| model | method | step (ms) | x limit [95% interval] | x its own passes | images/s consumed |",
+             "|---|---|---:|---:|---:|---:|"]
     for r in results["models"]:
-        lines.append(f"| {r['model']} | forward+backward limit (256 images) | {r['limit_ms']:.1f} | 1.00 | |")
+        lines.append(f"| {r['model']} | forward+backward limit (256 images) | {r['limit_ms']:.1f} | 1.00 | | |")
         lines.append(f"| {r['model']} | forward+backward limit (64 images; supervised's base) | "
-                     f"{r['supervised_limit_ms']:.1f} | 1.00 | |")
+                     f"{r['supervised_limit_ms']:.1f} | 1.00 | | |")
+        if "daso_ema_forward_ms" in r:
+            lines.append(f"| {r['model']} | DASO's EMA forward of the 64 labeled images | "
+                         f"{r['daso_ema_forward_ms']:.1f} | | | |")
         for m in (m for m in METHODS if m in r):
-            lines.append(f"| {r['model']} | {m} | {r[m]['step_ms']:.1f} | {r[m]['ratio_to_limit']:.2f} | "
-                         f"{r[m]['images_per_s_consumed']:.0f} |")
-        lines.append(f"| {r['model']} | data loader, one worker (3-view batch) | {r['loader_batch_ms']:.1f} | | "
+            ci = r[m].get("ratio_to_limit_ci95")
+            interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+            own = r[m].get("ratio_to_own_passes")
+            lines.append(f"| {r['model']} | {m} | {r[m]['step_ms']:.1f} | {r[m]['ratio_to_limit']:.2f}{interval} | "
+                         f"{'' if own is None else f'{own:.2f}'} | {r[m]['images_per_s_consumed']:.0f} |")
+        lines.append(f"| {r['model']} | data loader, one worker (3-view batch) | {r['loader_batch_ms']:.1f} | | | "
                      f"{r['loader_images_per_s']:.0f} produced |")
     lines.append("")
-    lines.append("SeMi components' overhead over each base: " + "; ".join(
-        f"{r['model']}: " + ", ".join(f"{100 * v:+.1f}% over {base}" for base, v in semi_overhead(r).items())
-        for r in results["models"]))
+    lines.append("x its own passes: the limit plus the forward passes the method itself defines (DASO: its "
+                 "authors' EMA forward of the labeled batch every step); the same as x limit for the others.")
+    lines.append("")
+
+    def overhead(r: dict) -> str:
+        ci = r.get("semi_overhead_ci95", {})
+        return ", ".join(f"{100 * v:+.1f}%" + (f" [{100 * ci[b][0]:+.1f}, {100 * ci[b][1]:+.1f}]" if b in ci else "")
+                         + f" over {b}" for b, v in semi_overhead(r).items())
+
+    lines.append("SeMi components' overhead over each base (median of per-round ratios [95% interval]): " + "; ".join(
+        f"{r['model']}: {overhead(r)}" for r in results["models"]))
     if results.get("peak_rss_mib"):
         lines.append(f"Peak resident memory of a CIFAR-10-LT training process: {results['peak_rss_mib']:.0f} MiB")
     return "\n".join(lines)

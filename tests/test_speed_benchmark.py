@@ -1,0 +1,39 @@
+"""The speed benchmark's statistics (benchmarks/speed.py): paired ratios and the interval of their median."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from speed import median_interval, paired_ratio, paired_ratio_interval  # noqa: E402
+
+
+def test_median_interval_order_statistics():
+    # n = 100: ranks floor(50 - 9.8) = 40 and ceil(51 + 9.8) = 61, the textbook 95% interval of a median
+    xs = list(range(1, 101))
+    random.Random(0).shuffle(xs)
+    assert median_interval(xs) == (40, 61)
+    # n = 10: ranks floor(5 - 3.10) = 1 and ceil(6 + 3.10) = 10
+    assert median_interval([float(v) for v in range(10, 0, -1)]) == (1.0, 10.0)
+    assert median_interval([3.0]) == (3.0, 3.0)
+
+
+def test_median_interval_covers_the_median_about_95_percent():
+    rng = random.Random(1)
+    trials, hits = 2000, 0
+    for _ in range(trials):
+        lo, hi = median_interval([rng.gauss(0.0, 1.0) for _ in range(60)])
+        hits += lo <= 0.0 <= hi
+    assert 0.93 <= hits / trials <= 0.975
+
+
+def test_paired_ratio_cancels_drift_between_rounds():
+    base = [1.0, 2.0, 4.0, 8.0, 16.0]  # load drifts 16x across rounds
+    plus = [1.05 * b for b in base]
+    assert paired_ratio(plus, base) == pytest.approx(1.05)
+    lo, hi = paired_ratio_interval(plus, base)
+    assert lo == pytest.approx(1.05) and hi == pytest.approx(1.05)
