@@ -3,6 +3,7 @@ memory of a CIFAR-10-LT training process.
 
     python benchmarks/speed.py                      # small CNN and WRN-28-2, CPU
     python benchmarks/speed.py --models small_cnn --repeats 20
+    python benchmarks/speed.py --models wrn28_2 --methods fixmatch,fixmatch+semi,daso --repeats 10
 
 Per model: every method's training step (forward over all views, losses, backward, optimiser, EMA; no data
 loading) on one fixed CIFAR-10-LT batch (B = 64, mu = 1, two strong views: 64 + 3 x 64 images), median of
@@ -112,12 +113,13 @@ def steps_fn(trainer: Trainer, batch: dict, period: int):
     return run
 
 
-def measure_model(model: str, repeats: int, device: str, data, out: Path, channels_last: bool = True) -> dict:
+def measure_model(model: str, repeats: int, device: str, data, out: Path, channels_last: bool = True,
+                  methods: list[str] = METHODS) -> dict:
     fns = {}
     periods: dict[str, int] = {}  # steps per call (DARP: one solve's period)
     trainer = None
     trainers = {}
-    for method in METHODS:
+    for method in methods:
         trainer = trainers[method] = Trainer(config_for(model, method, out / method, device, channels_last), data=data)
         full = trainer if method != "supervised" else Trainer(  # supervised batches lack the unlabeled views
             config_for(model, "fixmatch", out / "batch", device, channels_last), data=data)
@@ -127,7 +129,7 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
         periods[method] = trainer.cfg.darp.solve_every if method.startswith("darp") else 1
         fns[method] = steps_fn(trainer, batch, periods[method])
     # The limit: forward + backward of the same model on the same 256 images, nothing else.
-    batch_full = trainer.to_device(trainer.batches[0])
+    batch_full = trainer.to_device(full.batches[0])  # `full`: a trainer with the unlabeled views
     images = torch.cat([batch_full[k] for k in ("x_l", "u_w", "u_s1", "u_s2")])
     target = torch.randint(0, 10, (len(images),), device=trainer.device)
     net = trainer.model.train()
@@ -251,7 +253,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-rss", action="store_true")
     p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset (default: all)")
     args = p.parse_args()
+    methods = args.methods.split(",")
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        p.error(f"unknown methods {unknown}; choose from {METHODS}")
     channels_last = not args.no_channels_last
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -263,7 +270,7 @@ def main() -> None:
     dest = ROOT / "results" / f"speed-{torch.device(args.device).type}.json"
     previous = json.loads(dest.read_text()) if dest.is_file() else {}
     for model in args.models.split(","):
-        r = measure_model(model, args.repeats, args.device, data, out, channels_last)
+        r = measure_model(model, args.repeats, args.device, data, out, channels_last, methods)
         r["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
         results["models"].append(r)
         print(json.dumps(r, indent=1))
