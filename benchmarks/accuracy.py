@@ -98,7 +98,7 @@ PROTOCOLS = {
         "data.name=mnist", "data.num_labeled_max=150", "data.num_unlabeled_max=3000", "data.imbalance_labeled=100",
         "data.val_per_class=50", *SMALL_CNN, "train.epochs=20", "train.steps_per_epoch=100", "train.eval_every=100",
         "algorithm.est_epoch=1", "semi.warmup_epochs=1", "semi.bank_size=128", "semi.decay_every=100"],
-        seeds=5, other_seeds={"uniform": 2, "middle": 1, "head_tail": 1}, ablation_seeds=3),
+        seeds=5, other_seeds={"uniform": 5, "middle": 1, "head_tail": 1}, ablation_seeds=3),
     # The harder second protocol (N_1 = 150: supervised-only is well below the oracle).
     "fashion": Protocol("fashion", [
         "data.name=fashion_mnist", "data.num_labeled_max=150", "data.num_unlabeled_max=3000",
