@@ -54,7 +54,8 @@ def with_semi(base: str) -> str:
     return "semi" if base == "dualhead" else f"{base}+semi"
 
 
-PAIRS = (("semi", "acr"), ("acr", "fixmatch"), ("acr", "dualhead"), *((with_semi(b), b) for b in BASES))
+PAIRS = (("semi", "acr"), ("semi", "fixmatch"), ("acr", "fixmatch"), ("acr", "dualhead"),
+         *((with_semi(b), b) for b in BASES))
 # The ablation, from the working SeMi config (semi = dualhead + all parts at threshold 0.7): each part removed; each
 # part alone on the base at the base's threshold 0.95; the threshold alone; 0.95 for SeMi; 0.7 only after warm-up.
 ALL_OFF = ["semi.memory_bank=false", "semi.prototypes=false", "semi.oheml=false", "semi.feature_consistency=false"]
