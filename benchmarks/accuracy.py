@@ -45,7 +45,10 @@ METHOD_OVERRIDES = {"daso": ["daso.pretrain_epochs=1"], "daso+semi": ["daso.pret
 
 def method_overrides(method: str) -> list[str]:
     return [f"algorithm.name={method}", *METHOD_OVERRIDES.get(method, [])]
-# Paired comparisons (a - b over the same seeds): SeMi vs its base, vs ACR; ACR vs FixMatch; each base vs base+SeMi.
+
+
+# Paired comparisons (a - b over the same seeds): SeMi vs its base, vs ACR, vs FixMatch; ACR vs FixMatch; each base
+# vs base+SeMi.
 BASES = ("fixmatch", "dualhead", "acr", "daso", "abc", "cpe", "darp", "simpro")
 """The bases SeMi's components attach to (`semi` = dualhead + SeMi)."""
 
