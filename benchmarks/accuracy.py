@@ -72,6 +72,8 @@ ABLATIONS = {
     "dualhead+oheml": ["algorithm.name=semi", *ALL_OFF[:2], ALL_OFF[3], "semi.threshold=0.95"],
     "dualhead+consistency": ["algorithm.name=semi", *ALL_OFF[:3], "semi.threshold=0.95"],
     "dualhead+threshold_0.7": ["algorithm.name=dualhead", "algorithm.threshold=0.7"],
+    # Not a removal: SeMi with OHEML's weights rescaled to mean 1 over the accepted images (ours, section 4's fix).
+    "semi+oheml_normalize": ["algorithm.name=semi", "semi.oheml_normalize=true"],
 }
 VARIANTS: dict[str, list[str]] = {}
 """Method variants run once per setting when a protocol asks for them (kept for older protocols' records)."""
