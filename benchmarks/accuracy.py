@@ -251,7 +251,8 @@ def markdown(records: list[dict]) -> str:
                              f" | {_fmt([x['head_accuracy'] for x in b])} | {_fmt([x['medium_accuracy'] for x in b])}"
                              f" | {_fmt([x['tail_accuracy'] for x in b])} | | | |")
         lines.append("")
-        # The ablation against what it changes: SeMi (a part removed, a threshold) or its base (a part added).
+        # The ablation against what it changes: SeMi for `semi-*` (a part removed, a threshold), its base for the
+        # rest (`dualhead+*`: a part added; `semi+oheml_normalize`: does the fix beat the base?).
         ablation = [(v, "semi" if v.startswith("semi-") else "dualhead") for v in ABLATIONS]
         pairs = [(a, b) for a, b in (*PAIRS, *ablation) if a in methods and b in methods]
         sup_bal = _by_seed(records, setting, "supervised", lambda r: r["balanced_head"]["top1"])

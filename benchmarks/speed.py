@@ -142,14 +142,14 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
     fns["supervised_limit"] = lambda: forward_backward(64)
     # DASO's own extra pass: its authors' code embeds the labeled batch with the EMA model every step (BatchNorm on
     # the batch's statistics), so its limit is the 256-image forward+backward plus that 64-image forward.
-    ema = trainers["daso"].ema.module if "daso" in trainers else None
+    if "daso" in trainers:
+        ema = trainers["daso"].ema.module
 
-    @torch.no_grad()
-    def ema_forward() -> None:
-        with batch_statistics(ema):
-            ema(batch_full["x_l"])
+        @torch.no_grad()
+        def ema_forward() -> None:
+            with batch_statistics(ema):
+                ema(batch_full["x_l"])
 
-    if ema is not None:
         fns["ema_forward"] = ema_forward
     times = _interleaved_times(fns, repeats, 3, trainer.device)
     times = {k: [t / periods.get(k, 1) for t in ts] for k, ts in times.items()}  # per step
