@@ -92,8 +92,19 @@ class Views:
     strong: tuple[ModelOutput, ModelOutput]
     both_strong: ModelOutput | None = None
     """Both strong views stacked, [2n, ...] (the first view's rows, then the second's): in a training step one
-    slice of the forward pass's output, so components that treat the two views alike (SeMi's bank, feature
-    consistency) run each op once, without a copy. None: concatenated on first use (views built by hand)."""
+    split of the forward pass's output (`strong` splits it again), so losses and components that treat the two
+    views alike (the unlabeled losses, SeMi's bank, feature consistency) run each op once, without a copy.
+    None: concatenated on first use (views built by hand)."""
+
+    @classmethod
+    def of_batch(cls, out: ModelOutput, b: int, n: int) -> Views:
+        """Split one forward pass over [labeled b, weak n, strong n, strong n] rows: each field is split once
+        (and the strong part once more), so the backward pass joins each field's gradient in one op."""
+        parts = [None if t is None else t.split([b, n, 2 * n]) for t in out]
+        labeled, weak, both = (ModelOutput(*(None if p is None else p[i] for p in parts)) for i in range(3))
+        halves = [None if t is None else t.split([n, n]) for t in both]
+        strong = tuple(ModelOutput(*(None if h is None else h[i] for h in halves)) for i in range(2))
+        return cls(labeled, weak, strong, both)
 
     def strong_stacked(self) -> ModelOutput:
         if self.both_strong is None:
@@ -256,6 +267,13 @@ def masked_ce(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
     return (F.cross_entropy(logits, target, reduction="none") * weights).mean()
 
 
+def strong_views_ce(both_logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """The mean of `masked_ce` over the two strong views, from their stacked logits [2n, C] (`Views.both_strong`)
+    and the weak view's target and weights [n]: one cross-entropy over 2n rows instead of two over n."""
+    ce = F.cross_entropy(both_logits, torch.cat([target, target]), reduction="none")
+    return (ce.view(2, -1) * weights).mean()
+
+
 class SemiSupervisedAlgorithm(Algorithm):
     """The shared FixMatch-style step. Subclasses define the base pseudo-labels and any extra base terms."""
 
@@ -301,8 +319,7 @@ class SemiSupervisedAlgorithm(Algorithm):
         """L_u of the standard head on the two strong views, before lambda_u: the mean over the whole batch of
         weights * CE (weights = mask times the components' sample weights), averaged over the views. A base that
         normalises differently (CPE: over the masked samples) overrides this."""
-        s1, s2 = views.strong
-        return 0.5 * (masked_ce(s1.logits, pl.target, weights) + masked_ce(s2.logits, pl.target, weights))
+        return strong_views_ce(views.strong_stacked().logits, pl.target, weights)
 
     def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -313,9 +330,10 @@ class SemiSupervisedAlgorithm(Algorithm):
         u_w, u_s1, u_s2 = batch["u_w"], batch["u_s1"], batch["u_s2"]
         b, n = len(x_l), len(u_w)
         # One forward pass over every view: batch-norm statistics over the whole batch (spec section 2).
-        out: ModelOutput = model(torch.cat([x_l, u_w, u_s1, u_s2]))
-        lab, weak, s1, s2 = (out.map(lambda t, i=i: t.split([b, n, n, n])[i]) for i in range(4))
-        views = Views(lab, weak, (s1, s2), out.map(lambda t: t[b + n:]))
+        # `x_all`: the four views already stacked by the trainer (Trainer.to_device); batches built by hand lack it
+        x_all = batch.get("x_all")
+        views = Views.of_batch(model(x_all if x_all is not None else torch.cat([x_l, u_w, u_s1, u_s2])), b, n)
+        lab, weak = views.labeled, views.weak
         logs: dict[str, Tensor] = {}
 
         losses = self.labeled_losses(lab, y_l)

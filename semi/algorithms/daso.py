@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, StepResult, Views, log_hits
 from semi.algorithms.components.feature_queue import ClassFeatureQueue
-from semi.algorithms.components.prototypes import blend, prototype_logits
+from semi.algorithms.components.prototypes import absent_bias, blend, cosine_logits, scaled_directions
 from semi.algorithms.fixmatch import FixMatch
 from semi.algorithms.registry import register_algorithm
 from semi.config import Config
@@ -111,6 +111,10 @@ class DASO(FixMatch):
         self.register_buffer("pl_dist", torch.zeros(num_classes))
         """The last full window's counts: the distribution the blend weights come from (zeros before)."""
         self.queue: ClassFeatureQueue | None = None
+        self._weights_of: tuple[Tensor, int, Tensor] | None = None
+        """(pl_dist, its version, its distribution_weights): they change only when a window closes (every 100
+        steps), so they are computed then, not every step. Any in-place change of pl_dist (a window, a loaded
+        checkpoint) bumps its version; moving the module to a device replaces the tensor."""
 
     def allocate(self, embed_dim: int) -> None:
         self.queue = ClassFeatureQueue(self.num_classes, self.cfg.daso.queue_size, embed_dim)
@@ -143,8 +147,10 @@ class DASO(FixMatch):
         g = self.cfg.daso
         if not g.dist_aware:
             return p.new_full((len(p), 1), g.interp_alpha)
-        v = distribution_weights(self.pl_dist, g.dist_temperature)
-        return v[p.argmax(dim=1)][:, None]
+        dist, version = self.pl_dist, self.pl_dist._version
+        if self._weights_of is None or self._weights_of[0] is not dist or self._weights_of[1] != version:
+            self._weights_of = (dist, version, distribution_weights(dist, g.dist_temperature)[:, None])
+        return self._weights_of[2][p.argmax(dim=1)]
 
     def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
         p = torch.softmax(weak.logits.float() / self.cfg.algorithm.temperature, dim=1)  # the linear pseudo-label
@@ -155,10 +161,11 @@ class DASO(FixMatch):
         centres, available = self.queue.prototypes()
         filled = available.any()
         available = available | ~filled  # never all -inf (NaN); the queue is pushed before this, so never used
-        q = torch.softmax(prototype_logits(weak.embedding, centres, available, self.cfg.daso.proto_temperature,
-                                           "cosine"), dim=1)
+        # The prototypes' side of cos(z, c_k) / T_proto, shared with the alignment loss of this step.
+        directions, bias = scaled_directions(centres, self.cfg.daso.proto_temperature), absent_bias(available)
+        q = torch.softmax(cosine_logits(weak.embedding, directions, bias), dim=1)
         w = self.blend_weights(p) * filled
-        self._semantic = (q, centres, available, filled, w)
+        self._semantic = (q, (directions, bias), available, filled, w)
         # The authors' mask is the blended pseudo-label's confidence alone (no OR with the linear one).
         return PseudoLabels(blend(p, q, w), p, threshold, raw_opens_mask=False)
 
@@ -167,10 +174,9 @@ class DASO(FixMatch):
         g = self.cfg.daso
         if self._semantic is None or g.align_weight == 0:
             return {"align": views.weak.embedding.new_zeros((), dtype=torch.float32)}
-        q, centres, available, filled, _ = self._semantic
-        t = g.proto_temperature
+        q, (directions, bias), available, filled, _ = self._semantic
         # Both strong views in one pass (the mean over their 2n rows is the mean of the two views' losses).
-        strong = prototype_logits(views.strong_stacked().embedding, centres, available, t, "cosine")
+        strong = cosine_logits(views.strong_stacked().embedding, directions, bias)
         loss = semantic_alignment_loss(q, strong, available)
         return {"align": g.align_weight * loss * filled}
 
@@ -178,8 +184,7 @@ class DASO(FixMatch):
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:
         # The authors count every final pseudo-label (the one trained on), masked or not.
-        counts = torch.zeros_like(self.pl_window).index_add_(0, pl.target, torch.ones_like(pl.confidence))
-        self.pl_window += all_reduce_sum(counts)
+        self.pl_window += all_reduce_sum(torch.bincount(pl.target, minlength=self.num_classes))
         # The authors also skip the refresh at the very last step; it changes nothing that is trained, so we don't.
         if (info.step + 1) % self.cfg.daso.dist_update_every == 0:
             self.pl_dist.copy_(self.pl_window)
@@ -188,8 +193,8 @@ class DASO(FixMatch):
             q, *_, w = self._semantic
             logs["daso_blend_weight"] = w.mean()
             truth, among = batch["u_y"], pl.mask & (batch["u_y"] >= 0)
-            log_hits(logs, "semantic_acc", q.argmax(1) == truth, among)
-            log_hits(logs, "linear_acc", pl.raw_probs.argmax(1) == truth, among)
+            hits = torch.stack([q.argmax(1), pl.raw_probs.argmax(1)]) == truth
+            log_hits(logs, ("semantic_acc", "linear_acc"), hits, among)
 
     def diagnostics(self) -> dict[str, object]:
         out = super().diagnostics()

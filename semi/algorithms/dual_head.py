@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from semi.algorithms.base import PseudoLabels, SemiSupervisedAlgorithm, StepInfo, Views, masked_ce
+from semi.algorithms.base import PseudoLabels, SemiSupervisedAlgorithm, StepInfo, Views, strong_views_ce
 from semi.algorithms.registry import register_algorithm
 from semi.models.heads import ModelOutput
 
@@ -62,8 +62,5 @@ class DualHead(SemiSupervisedAlgorithm):
             # Kept for subclasses that read the balanced head (ACR's estimate of the unlabeled distribution).
             self._balanced_pseudo_labels = (target, mask, target_b, conf_b >= threshold)
             logs["mask_rate_bal"] = mask.float().mean()
-        s1, s2 = views.strong
-        w = mask.float()
         lam = self.cfg.algorithm.lambda_u
-        return {"unsup_bal": lam * 0.5 * (masked_ce(s1.logits_balanced, target, w)
-                                          + masked_ce(s2.logits_balanced, target, w))}
+        return {"unsup_bal": lam * strong_views_ce(views.strong_stacked().logits_balanced, target, mask.float())}

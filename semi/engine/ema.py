@@ -28,8 +28,10 @@ class EMA:
         ema_params = [p for p in self.module.parameters()]
         params = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(ema_params, params, 1.0 - d)
-        for eb, b in zip(self.module.buffers(), model.buffers(), strict=True):
-            eb.copy_(b)
+        ema_buffers, buffers = list(self.module.buffers()), list(model.buffers())
+        if len(ema_buffers) != len(buffers):
+            raise ValueError(f"EMA model has {len(ema_buffers)} buffers, the model {len(buffers)}")
+        torch._foreach_copy_(ema_buffers, buffers)  # running statistics, copied (one op for all)
         self.updates += 1
 
     def state_dict(self) -> dict:

@@ -20,8 +20,10 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.SGD:
+    # fused: one kernel for every parameter (CPU and CUDA alike); the per-parameter loop costs ~8 ops per tensor,
+    # a visible share of a small model's step. The same update rule (GradScaler supports fused SGD).
     return torch.optim.SGD(parameter_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov and cfg.momentum > 0)
+                           nesterov=cfg.nesterov and cfg.momentum > 0, fused=True)
 
 
 def cosine_factor(step: int, total_steps: int) -> float:

@@ -21,10 +21,12 @@ class MemoryBankComponent(Component):
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:
         emb = views.strong_stacked().embedding.detach().float()
-        # Under DDP every rank inserts every rank's candidates (in rank order): the banks stay identical.
-        self.bank.insert(all_gather_cat(emb), all_gather_cat(pl.target.repeat(2)),
-                         all_gather_cat(pl.confidence.repeat(2).float()), all_gather_cat(pl.mask.repeat(2)),
-                         truth=all_gather_cat(batch["u_y"].repeat(2)))
+        # Both strong views share the weak view's pseudo-label: every per-image tensor twice (cat: one op, where
+        # .repeat is ~35 on CPU). Under DDP every rank inserts every rank's candidates (in rank order): the banks
+        # stay identical.
+        target, conf, mask, truth = (all_gather_cat(torch.cat([t, t])) for t in
+                                     (pl.target, pl.confidence.float(), pl.mask, batch["u_y"]))
+        self.bank.insert(all_gather_cat(emb), target, conf, mask, truth=truth)
         if (info.step + 1) % self.cfg.decay_every == 0:
             self.bank.decay(self.cfg.decay)
 

@@ -42,15 +42,18 @@ class ClassFeatureQueue(nn.Module):
         onehot = torch.nn.functional.one_hot(labels, c)
         n_c = onehot.sum(0)
         rank = (onehot.cumsum(0) - 1).gather(1, labels[:, None]).squeeze(1)  # r_i: order within its class
-        n_i = n_c[labels]
-        winner_rank = rank + k * torch.div(n_i - 1 - rank, k, rounding_mode="floor")
-        # Sample index of (class, rank): samples sorted by class, stably, start at the class's offset.
-        by_class = torch.sort(labels, stable=True).indices
-        offset = n_c.cumsum(0) - n_c
-        winner = by_class[offset[labels] + winner_rank]
         slot = labels * k + (self.head[labels] + rank) % k
         flat = self.features.view(c * k, self.dim)
-        flat.index_copy_(0, slot, features.index_select(0, winner).to(flat.dtype))
+        if n <= k:  # no class can wrap within the batch: every sample is its slot's winner (decided on sizes alone)
+            flat.index_copy_(0, slot, features.to(flat.dtype))
+        else:
+            n_i = n_c[labels]
+            winner_rank = rank + k * torch.div(n_i - 1 - rank, k, rounding_mode="floor")
+            # Sample index of (class, rank): samples sorted by class, stably, start at the class's offset.
+            by_class = torch.sort(labels, stable=True).indices
+            offset = n_c.cumsum(0) - n_c
+            winner = by_class[offset[labels] + winner_rank]
+            flat.index_copy_(0, slot, features.index_select(0, winner).to(flat.dtype))
         self.head.copy_((self.head + n_c) % k)
         self.count.copy_((self.count + n_c).clamp_max(k))
 

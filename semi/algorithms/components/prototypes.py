@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views, log_hits
@@ -31,9 +30,28 @@ def prototype_logits(z: Tensor, centres: Tensor, available: Tensor, temperature:
         # The direct kernel: one op, and no |z|^2 + |c|^2 - 2 z.c cancellation (the matmul path's, for N > 25)
         dist = torch.cdist(z.float(), centres.float(), compute_mode="donot_use_mm_for_euclid_dist")
         logits = dist / -temperature  # -dist / t in one op (negation is exact)
-    else:
-        logits = F.normalize(z.float(), dim=1) @ F.normalize(centres.float(), dim=1).T / temperature
-    return logits.masked_fill(~available[None], float("-inf"))
+        return logits.masked_fill(~available[None], float("-inf"))
+    return cosine_logits(z, scaled_directions(centres, temperature), absent_bias(available))
+
+
+def unit_rows(x: Tensor) -> Tensor:
+    """x / max(||x||, 1e-12) row by row: F.normalize's result in three ops instead of five."""
+    return x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def scaled_directions(centres: Tensor, temperature: float) -> Tensor:
+    """c_k / (||c_k|| temperature) [C, D]: the prototypes' side of cos(z, c_k) / temperature, once per step."""
+    return unit_rows(centres.float()) / temperature
+
+
+def absent_bias(available: Tensor) -> Tensor:
+    """0 for the classes with a prototype, -inf for the others [C]: added to the logits, once per step."""
+    return torch.zeros(available.shape, device=available.device).masked_fill_(~available, float("-inf"))
+
+
+def cosine_logits(z: Tensor, directions: Tensor, bias: Tensor) -> Tensor:
+    """cos(z_b, c_k) / temperature + bias_k [N, C] from `scaled_directions` and `absent_bias` (one addmm)."""
+    return torch.addmm(bias, unit_rows(z.float()), directions.T)
 
 
 def prototype_probs(z: Tensor, centres: Tensor, available: Tensor, temperature: float,
