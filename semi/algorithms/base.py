@@ -63,6 +63,8 @@ class PseudoLabels:
     mask: Tensor = field(init=False)
     _raw_confident: Tensor | None = field(init=False, default=None, repr=False)
     """max raw_probs >= threshold, computed once (raw_probs never change; components replace `probs`)."""
+    _derived: dict = field(init=False, default_factory=dict, repr=False)
+    """Tensors derived from the final mask that several parts of a step use, computed once (reset by finalise)."""
 
     def __post_init__(self) -> None:
         self.finalise()
@@ -77,6 +79,24 @@ class PseudoLabels:
                 self._raw_confident = self.raw_probs.max(dim=1).values >= self.threshold
             mask = mask | self._raw_confident
         self.mask = mask
+        self._derived = {}
+
+    def _once(self, key: str, make) -> Tensor:
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
+
+    def mask_float(self) -> Tensor:
+        """The mask as 0./1. [n]."""
+        return self._once("mask_float", self.mask.float)
+
+    def mask_count(self) -> Tensor:
+        """How many images the mask accepts, at least 1 (a denominator; a 0-dim float tensor, no host sync)."""
+        return self._once("mask_count", lambda: self.mask_float().sum().clamp_min(1))
+
+    def known_masked_float(self, truth: Tensor) -> Tensor:
+        """1. for accepted images whose hidden label is known (truth >= 0), else 0. [n] (diagnostics)."""
+        return self._once("known_masked", lambda: (self.mask & (truth >= 0)).float())
 
     def replace_probs(self, probs: Tensor) -> None:
         self.probs = probs
@@ -217,17 +237,19 @@ class Algorithm(nn.Module):
         return self.cfg.algorithm.tau2
 
     @torch.no_grad()
-    def record_pseudo_labels(self, target: Tensor, mask: Tensor, true: Tensor) -> None:
-        """Accumulate per-class precision/recall counts of the masked pseudo-labels (no host sync)."""
-        known = true >= 0
-        sel = mask & known
-        c = self.num_classes
-        ones = torch.ones_like(target, dtype=self.pl_selected.dtype)
-        self.pl_selected += torch.zeros(c, device=target.device).index_add_(0, target, ones * sel)
-        self.pl_correct += torch.zeros(c, device=target.device).index_add_(0, target, ones * (sel & (target == true)))
-        self.pl_true += torch.zeros(c, device=target.device).index_add_(0, true.clamp_min(0), ones * known)
+    def record_pseudo_labels(self, pl: PseudoLabels, true: Tensor, logs: dict[str, Tensor]) -> None:
+        """Accumulate per-class precision/recall counts of the masked pseudo-labels, and log the step's mask rate
+        and pseudo-label accuracy (masked images) and the hard (rejected) images' accuracy; no host sync."""
+        known, hit = true >= 0, pl.target == true  # hidden label -1 (unknown) never equals a pseudo-label
+        selected = pl.known_masked_float(true)
+        self.pl_selected.index_add_(0, pl.target, selected)
+        self.pl_correct.index_add_(0, pl.target, selected * hit)
+        self.pl_true.index_add_(0, true.clamp_min(0), known.float())
         self.pl_seen += known.sum()
-        self.pl_masked += sel.sum()
+        self.pl_masked += selected.sum()
+        logs["mask_rate"] = pl.mask_float().mean()
+        logs["pseudo_label_acc"] = (hit & pl.mask).sum() / pl.mask_count()
+        log_hits(logs, "hard_acc", hit, ~pl.mask & known)
 
     def pop_pseudo_label_stats(self) -> dict[str, list[float] | float] | None:
         """Precision / recall per class since the last call, then reset the counters."""
@@ -254,8 +276,9 @@ class Algorithm(nn.Module):
 def log_hits(logs: dict[str, Tensor], name: str | tuple[str, ...], hit: Tensor, among: Tensor) -> None:
     """Log `<name>_hits` / `<name>_total` counts (device tensors, no sync); each evaluation window reports their
     ratio as `window_<name>` (e.g. the hidden-label accuracy of the rejected, hard samples' pseudo-labels).
-    Several names at once: `hit` stacks one row per name ([V, n]) over the same `among` (one pass, fewer ops)."""
-    hits = (hit & among).sum(dim=-1, dtype=torch.float32)
+    Several names at once: `hit` stacks one row per name ([V, n]) over the same `among` (one pass, fewer ops).
+    `among` may be bool or 0./1. float (`PseudoLabels.known_masked_float`)."""
+    hits = (hit * among).sum(dim=-1, dtype=torch.float32)
     total = among.sum(dtype=torch.float32)
     for i, one in enumerate((name,) if isinstance(name, str) else name):
         logs[f"{one}_hits"] = hits if isinstance(name, str) else hits[i]
@@ -341,7 +364,7 @@ class SemiSupervisedAlgorithm(Algorithm):
             pl = self.batch_pseudo_labels(weak.map(Tensor.detach), batch, info, logs)
             for comp in self.components:
                 comp.refine(pl, views, info, logs)
-            weights = pl.mask.float()
+            weights = pl.mask_float()
             for comp in self.components:
                 w = comp.sample_weights(pl, info, logs)
                 if w is not None:
@@ -352,14 +375,10 @@ class SemiSupervisedAlgorithm(Algorithm):
             losses.update(comp.extra_losses(pl, views, info))
 
         with torch.no_grad():
-            self.record_pseudo_labels(pl.target, pl.mask, batch["u_y"])
+            self.record_pseudo_labels(pl, batch["u_y"], logs)
             self.observe(pl, views, batch, info, logs)
             for comp in self.components:
                 comp.observe(pl, views, batch, info, logs)
-            logs["mask_rate"] = pl.mask.float().mean()
-            correct = ((pl.target == batch["u_y"]) & pl.mask).float().sum()
-            logs["pseudo_label_acc"] = correct / pl.mask.sum().clamp_min(1)
-            log_hits(logs, "hard_acc", pl.target == batch["u_y"], ~pl.mask & (batch["u_y"] >= 0))
         loss = torch.stack(list(losses.values())).sum()
         return StepResult(loss, losses, logs)
 

@@ -71,13 +71,20 @@ def distribution_weights(counts: Tensor, temperature: float) -> Tensor:
     return torch.where(total > 0, v, torch.zeros_like(v))
 
 
-def semantic_alignment_loss(q_weak: Tensor, strong_logits: Tensor, available: Tensor) -> Tensor:
-    """mean_b -sum_k q_weak[b, k] log softmax(strong_logits)[b, k]: the weak view's semantic pseudo-label as a
-    soft target for the strong view's prototype similarities. Classes without a prototype (logit -inf, q = 0)
-    are left out of the sum (0 * -inf would be NaN). strong_logits may stack V strong views ([V * n, C], view by
-    view): the mean is then over all V * n rows, the mean of the V views' losses."""
-    log_q = torch.log_softmax(strong_logits, dim=1).masked_fill(~available[None], 0.0)
-    return -(q_weak * log_q.view(-1, *q_weak.shape)).sum(dim=-1).mean()
+def semantic_alignment_loss(q_weak: Tensor, strong_logits: Tensor, available: Tensor | None = None,
+                            scale: Tensor | float = 1.0) -> Tensor:
+    """scale * mean_b -sum_k q_weak[b, k] log softmax(strong_logits)[b, k]: the weak view's semantic pseudo-label
+    as a soft target for the strong view's prototype similarities. strong_logits may stack V strong views
+    ([V * n, C], view by view): the mean is then over all V * n rows, the mean of the V views' losses.
+    `available`: give it when absent classes have logit -inf (q = 0 there; 0 * -inf would be NaN, so they are
+    left out of the sum); DASO's own logits use a finite `absent_bias` and need no mask. The mean, the sign and
+    `scale` multiply the constant target, so the graph holds three ops after the logits."""
+    log_q = torch.log_softmax(strong_logits, dim=1)
+    if available is not None:
+        log_q = log_q.masked_fill(~available[None], 0.0)
+    v = len(strong_logits) // len(q_weak)
+    target = q_weak * (scale * (-1 / len(strong_logits)))
+    return (log_q.view(v, *q_weak.shape) * target).sum()
 
 
 @contextmanager
@@ -132,8 +139,9 @@ class DASO(FixMatch):
         if ema is None:
             raise RuntimeError("DASO reads labeled features from the EMA model: attach it with attach_ema() "
                                "(the Trainer does)")
+        backbone = getattr(ema, "backbone", None)  # the backbone alone gives the embedding; the heads are unused
         with batch_statistics(ema):
-            features = ema(x_l).embedding.float()
+            features = (ema(x_l).embedding if backbone is None else backbone(x_l)).float()
         self.queue.push(all_gather_cat(features), all_gather_cat(y_l))
 
     def training_step(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> StepResult:
@@ -158,11 +166,11 @@ class DASO(FixMatch):
         self._semantic = None
         if not self.active(info):
             return PseudoLabels(p, p, threshold)
-        centres, available = self.queue.prototypes()
-        filled = available.any()
-        available = available | ~filled  # never all -inf (NaN); the queue is pushed before this, so never used
+        sums, available = self.queue.class_sums()  # cosine similarity to a class mean = to its sum
+        filled = available.any()  # False only before any labeled batch was queued: then no blend, no alignment
         # The prototypes' side of cos(z, c_k) / T_proto, shared with the alignment loss of this step.
-        directions, bias = scaled_directions(centres, self.cfg.daso.proto_temperature), absent_bias(available)
+        t = self.cfg.daso.proto_temperature
+        directions, bias = scaled_directions(sums, t), absent_bias(available, t)
         q = torch.softmax(cosine_logits(weak.embedding, directions, bias), dim=1)
         w = self.blend_weights(p) * filled
         self._semantic = (q, (directions, bias), available, filled, w)
@@ -174,11 +182,10 @@ class DASO(FixMatch):
         g = self.cfg.daso
         if self._semantic is None or g.align_weight == 0:
             return {"align": views.weak.embedding.new_zeros((), dtype=torch.float32)}
-        q, (directions, bias), available, filled, _ = self._semantic
+        q, (directions, bias), _, filled, _ = self._semantic
         # Both strong views in one pass (the mean over their 2n rows is the mean of the two views' losses).
         strong = cosine_logits(views.strong_stacked().embedding, directions, bias)
-        loss = semantic_alignment_loss(q, strong, available)
-        return {"align": g.align_weight * loss * filled}
+        return {"align": semantic_alignment_loss(q, strong, scale=filled * g.align_weight)}
 
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
@@ -192,9 +199,9 @@ class DASO(FixMatch):
         if self._semantic is not None:  # accuracy on masked images with a known hidden label
             q, *_, w = self._semantic
             logs["daso_blend_weight"] = w.mean()
-            truth, among = batch["u_y"], pl.mask & (batch["u_y"] >= 0)
+            truth = batch["u_y"]
             hits = torch.stack([q.argmax(1), pl.raw_probs.argmax(1)]) == truth
-            log_hits(logs, ("semantic_acc", "linear_acc"), hits, among)
+            log_hits(logs, ("semantic_acc", "linear_acc"), hits, pl.known_masked_float(truth))
 
     def diagnostics(self) -> dict[str, object]:
         out = super().diagnostics()

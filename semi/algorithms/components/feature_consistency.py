@@ -11,14 +11,16 @@ from semi.config import SemiConfig
 from semi.engine.distributed import all_reduce_sum, world_size
 
 
-def consistency_loss(z_weak: Tensor, z_strong: Tensor, centre: Tensor, rejected: Tensor,
-                     t_p: float) -> tuple[Tensor, Tensor]:
-    """mean over all 2n strong views of rejected_b * CE(teacher_b, student_b); returns (loss, teacher).
-    z_weak [n, D]; z_strong [2n, D], both strong views stacked (`Views.strong_stacked`)."""
+def consistency_loss(z_weak: Tensor, z_strong: Tensor, centre: Tensor, rejected: Tensor, t_p: float,
+                     scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    """scale * mean over all 2n strong views of rejected_b * CE(teacher_b, student_b); returns (loss, teacher).
+    z_weak [n, D]; z_strong [2n, D], both strong views stacked (`Views.strong_stacked`). The mask, the mean's
+    1 / 2n, the sign and `scale` multiply the (constant) teacher, so the graph holds five ops."""
     teacher = torch.softmax((z_weak.detach().float() - centre) / (t_p / 5), dim=1)
     n = len(teacher)
     log_student = torch.log_softmax(z_strong.float() / t_p, dim=1).view(2, n, -1)  # one op for both views
-    return (-(teacher * log_student).sum(dim=2) * rejected.float()).mean(), teacher
+    target = teacher.mul(rejected[:, None]).mul_(-scale / (2 * n))
+    return (log_student * target).sum(), teacher
 
 
 class FeatureConsistencyComponent(Component):
@@ -31,9 +33,8 @@ class FeatureConsistencyComponent(Component):
         if info.epoch <= self.cfg.warmup_epochs:
             return {"cons": views.weak.embedding.new_zeros(())}
         loss, teacher = consistency_loss(views.weak.embedding, views.strong_stacked().embedding, self.centre,
-                                         ~pl.mask, self.cfg.t_p)
-        with torch.no_grad():  # the spec's centre: an EMA of the batch mean of the teacher outputs r_b
+                                         ~pl.mask, self.cfg.t_p, scale=self.cfg.lambda_c)
+        with torch.no_grad():  # the spec's centre: an EMA of the batch mean of the teacher outputs r_b (global batch)
             m = self.cfg.center_momentum
-            batch_mean = all_reduce_sum(teacher.sum(dim=0)) / (len(teacher) * world_size())  # global batch
-            self.centre.mul_(m).add_((1 - m) * batch_mean)
-        return {"cons": self.cfg.lambda_c * loss}
+            self.centre.mul_(m).add_(all_reduce_sum(teacher.sum(dim=0)), alpha=(1 - m) / (len(teacher) * world_size()))
+        return {"cons": loss}

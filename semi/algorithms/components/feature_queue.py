@@ -54,8 +54,13 @@ class ClassFeatureQueue(nn.Module):
             offset = n_c.cumsum(0) - n_c
             winner = by_class[offset[labels] + winner_rank]
             flat.index_copy_(0, slot, features.index_select(0, winner).to(flat.dtype))
-        self.head.copy_((self.head + n_c) % k)
-        self.count.copy_((self.count + n_c).clamp_max(k))
+        self.head.add_(n_c).remainder_(k)
+        self.count.add_(n_c).clamp_max_(k)
+
+    def class_sums(self) -> tuple[Tensor, Tensor]:
+        """(each class's sum of its filled slots [C, D], which classes have any [C] bool): the prototypes up to a
+        positive factor per class, all that a cosine similarity needs."""
+        return self.features.sum(dim=1), self.count > 0
 
     def prototypes(self) -> tuple[Tensor, Tensor]:
         """(class means of the filled slots [C, D], which classes have any [C] bool). Recomputed from the slots

@@ -30,7 +30,7 @@ class OHEMLComponent(Component):
         if info.epoch <= self.cfg.warmup_epochs:
             return None
         w = entropy_weights(pl.probs.detach(), self.cfg.oheml_strength)
-        mean_masked = (w * pl.mask).sum() / pl.mask.sum().clamp_min(1)
+        mean_masked = torch.dot(w, pl.mask_float()) / pl.mask_count()
         logs["oheml_weight"] = mean_masked
         if self.cfg.oheml_normalize:  # keep the loss scale: mean weight 1 over the masked samples (no host sync)
             w = w / mean_masked.clamp_min(1e-12)
@@ -42,8 +42,7 @@ class OHEMLComponent(Component):
                 logs: dict[str, Tensor]) -> None:
         if info.epoch <= self.cfg.warmup_epochs:
             return
-        counted = (pl.mask & (batch["u_y"] >= 0)).float()
-        truth = batch["u_y"].clamp_min(0)
+        counted, truth = pl.known_masked_float(batch["u_y"]), batch["u_y"].clamp_min(0)
         self.weight_sum.index_add_(0, truth, self._last_weights * counted)
         self.weight_count.index_add_(0, truth, counted)
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views, log_hits
 from semi.algorithms.components.bank import MemoryBankComponent
 from semi.config import SemiConfig
-from semi.engine.distributed import all_reduce_sum
+from semi.engine.distributed import all_reduce_sum, world_size
 
 Similarity = Literal["euclidean", "cosine"]
 """euclidean: -||z - c||_2 (SeMi, unnormalised embeddings); cosine: z.c / (||z|| ||c||) (DASO)."""
@@ -31,7 +31,7 @@ def prototype_logits(z: Tensor, centres: Tensor, available: Tensor, temperature:
         dist = torch.cdist(z.float(), centres.float(), compute_mode="donot_use_mm_for_euclid_dist")
         logits = dist / -temperature  # -dist / t in one op (negation is exact)
         return logits.masked_fill(~available[None], float("-inf"))
-    return cosine_logits(z, scaled_directions(centres, temperature), absent_bias(available))
+    return cosine_logits(z, scaled_directions(centres, temperature), absent_bias(available, temperature))
 
 
 def unit_rows(x: Tensor) -> Tensor:
@@ -40,13 +40,17 @@ def unit_rows(x: Tensor) -> Tensor:
 
 
 def scaled_directions(centres: Tensor, temperature: float) -> Tensor:
-    """c_k / (||c_k|| temperature) [C, D]: the prototypes' side of cos(z, c_k) / temperature, once per step."""
-    return unit_rows(centres.float()) / temperature
+    """c_k / (||c_k|| temperature) [C, D]: the prototypes' side of cos(z, c_k) / temperature, once per step. Any
+    positive multiple of the centres gives the same directions (class sums do: no division by the counts)."""
+    return unit_rows(centres.float()).mul_(1 / temperature)
 
 
-def absent_bias(available: Tensor) -> Tensor:
-    """0 for the classes with a prototype, -inf for the others [C]: added to the logits, once per step."""
-    return torch.zeros(available.shape, device=available.device).masked_fill_(~available, float("-inf"))
+def absent_bias(available: Tensor, temperature: float) -> Tensor:
+    """0 for the classes with a prototype, -(2 / temperature + 200) for the others [C], added to cosine logits
+    (which lie in [-1/T, 1/T]): an absent class then trails every present one by at least 200, so its softmax
+    probability is exactly 0 (exp(-200) underflows in float32, bf16 and fp16), yet its logit stays finite, so
+    a soft-target loss needs no masking (0 * -inf would be NaN) and an all-absent row is uniform, not NaN."""
+    return torch.where(available, 0.0, -(2 / temperature + 200))
 
 
 def cosine_logits(z: Tensor, directions: Tensor, bias: Tensor) -> Tensor:
@@ -117,13 +121,15 @@ class PrototypeComponent(Component):
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:
-        counts = torch.zeros_like(self.pl_counts).index_add_(0, pl.target, pl.mask.float())
-        self.pl_counts += all_reduce_sum(counts)  # every rank's pseudo-labels count
+        if world_size() > 1:  # every rank's pseudo-labels count
+            self.pl_counts += all_reduce_sum(torch.zeros_like(self.pl_counts).index_add_(0, pl.target, pl.mask_float()))
+        else:
+            self.pl_counts.index_add_(0, pl.target, pl.mask_float())
         if self.active(info):  # accuracy on masked images with a known hidden label: prototypes, classifier, blend
             proto, classifier = self._last_targets
-            truth, among = batch["u_y"], pl.mask & (batch["u_y"] >= 0)
+            truth = batch["u_y"]
             log_hits(logs, ("proto_acc", "classifier_acc", "blend_acc"),
-                     torch.stack([proto, classifier, pl.target]) == truth, among)
+                     torch.stack([proto, classifier, pl.target]) == truth, pl.known_masked_float(truth))
 
     def diagnostics(self) -> dict[str, object]:
         return {"proto_class_weight": [float(v) for v in self.class_weight]}
