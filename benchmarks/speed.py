@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -50,15 +51,24 @@ def _median_time(fn, repeats: int, warmup: int, device: torch.device) -> float:
     return statistics.median(_interleaved_times({"fn": fn}, repeats, warmup, device)["fn"])
 
 
-def _interleaved_times(fns: dict, repeats: int, warmup: int, device: torch.device) -> dict[str, list[float]]:
-    """Seconds of each call of each function, timed in interleaved rounds (one call of each per round) so that a
-    change in machine load affects every method alike instead of biasing whichever ran during it."""
+def _interleaved_times(fns: dict, repeats: int, warmup: int, device: torch.device,
+                       settle: int = 1) -> dict[str, list[float]]:
+    """Seconds of each call of each function, timed in interleaved rounds (one timed call of each per round) so that
+    a change in machine load affects every method alike instead of biasing whichever ran during it. The order
+    within a round is shuffled (seeded). Each timed call follows `settle` untimed calls of the same function: in
+    training a step follows a step of the same method, whose code and state are then warm in the caches; right
+    after another method's step (another trainer's model and state) every small op runs several times slower."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order, rng = list(fns), random.Random(0)
     for _ in range(repeats):
-        for name, fn in fns.items():
+        rng.shuffle(order)
+        for name in order:
+            fn = fns[name]
+            for _ in range(settle):
+                fn()
             _sync(device)
             t0 = time.perf_counter()
             fn()
@@ -114,23 +124,20 @@ def steps_fn(trainer: Trainer, batch: dict, period: int):
 
 
 def measure_model(model: str, repeats: int, device: str, data, out: Path, channels_last: bool = True,
-                  methods: list[str] = METHODS) -> dict:
+                  methods: list[str] = METHODS, settle: int = 1) -> dict:
     fns = {}
     periods: dict[str, int] = {}  # steps per call (DARP: one solve's period)
-    trainer = None
     trainers = {}
+    # The same 3-view batch, one device copy, for every method (supervised: its labeled part) and the limit.
+    full = Trainer(config_for(model, "fixmatch", out / "batch", device, channels_last), data=data)
+    batch_full = full.to_device(full.batches[0])
     for method in methods:
         trainer = trainers[method] = Trainer(config_for(model, method, out / method, device, channels_last), data=data)
-        full = trainer if method != "supervised" else Trainer(  # supervised batches lack the unlabeled views
-            config_for(model, "fixmatch", out / "batch", device, channels_last), data=data)
-        batch = trainer.to_device(full.batches[0])  # the same 3-view batch for every method
-        if method == "supervised":
-            batch = {k: batch[k] for k in ("x_l", "y_l")}
+        batch = batch_full if method != "supervised" else {k: batch_full[k] for k in ("x_l", "y_l")}
         periods[method] = trainer.cfg.darp.solve_every if method.startswith("darp") else 1
         fns[method] = steps_fn(trainer, batch, periods[method])
     # The limit: forward + backward of the same model on the same 256 images, nothing else.
-    batch_full = trainer.to_device(full.batches[0])  # `full`: a trainer with the unlabeled views
-    images = torch.cat([batch_full[k] for k in ("x_l", "u_w", "u_s1", "u_s2")])
+    images = batch_full["x_all"]
     target = torch.randint(0, 10, (len(images),), device=trainer.device)
     net = trainer.model.train()
 
@@ -151,7 +158,7 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
                 ema(batch_full["x_l"])
 
         fns["ema_forward"] = ema_forward
-    times = _interleaved_times(fns, repeats, 3, trainer.device)
+    times = _interleaved_times(fns, repeats, 3, trainer.device, settle)
     times = {k: [t / periods.get(k, 1) for t in ts] for k, ts in times.items()}  # per step
     limit_times, sup_limit_times = times.pop("limit"), times.pop("supervised_limit")
     ema_times = times.pop("ema_forward", None)
@@ -249,6 +256,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="small_cnn,wrn28_2")
     p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--settle", type=int, default=1, help="untimed calls of a method before each timed one")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-rss", action="store_true")
@@ -270,7 +278,8 @@ def main() -> None:
     dest = ROOT / "results" / f"speed-{torch.device(args.device).type}.json"
     previous = json.loads(dest.read_text()) if dest.is_file() else {}
     for model in args.models.split(","):
-        r = measure_model(model, args.repeats, args.device, data, out, channels_last, methods)
+        r = measure_model(model, args.repeats, args.device, data, out, channels_last, methods, args.settle)
+        r["settle"] = args.settle
         r["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
         results["models"].append(r)
         print(json.dumps(r, indent=1))

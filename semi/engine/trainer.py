@@ -30,6 +30,7 @@ from semi.engine.checkpoint import CheckpointManager, atomic_write_text, load_ch
 from semi.engine.ema import EMA
 from semi.engine.logging import MetricsLogger, environment, to_json
 from semi.engine.optim import build_optimizer, build_scheduler
+from semi.engine.step_totals import FirstNonFinite, StepTotals, WindowSums
 from semi.errors import CheckpointError, SemiError
 from semi.evaluation.evaluate import evaluate_heads, normalize
 from semi.evaluation.metrics import summarize_history, window_means
@@ -181,8 +182,7 @@ class Trainer:
         self.skipped_steps = 0
         self.train_seconds = 0.0
         self.config_changes: list[dict[str, Any]] = []  # settings changed on resume (--allow-changes), in order
-        self._eval_sums: dict[str, torch.Tensor] = {}  # step logs since the last evaluation (its diagnostics)
-        self._eval_steps = 0
+        self._eval_window = WindowSums()  # step logs since the last evaluation (its diagnostics)
 
     # ------------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -192,7 +192,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(), "algorithm": self.algorithm.state_dict(),
             "history": self.history, "best_val": self.best_val, "skipped_steps": self.skipped_steps,
             "train_seconds": self.train_seconds, "config_changes": self.config_changes,
-            "eval_window": {"sums": self._eval_sums, "steps": self._eval_steps},  # a signal-time save is mid-window
+            # a signal-time save is mid-window
+            "eval_window": {"sums": self._eval_window.sums(), "steps": self._eval_window.steps},
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
                     # this device's generator only: get_rng_state_all() would wake every visible GPU
                     "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
@@ -236,8 +237,7 @@ class Trainer:
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.config_changes = list(state.get("config_changes", []))
         window = state.get("eval_window", {"sums": {}, "steps": 0})
-        self._eval_sums = {k: v.to(self.device) for k, v in window["sums"].items()}
-        self._eval_steps = int(window["steps"])
+        self._eval_window = WindowSums({k: v.to(self.device) for k, v in window["sums"].items()}, int(window["steps"]))
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
@@ -309,11 +309,8 @@ class Trainer:
                             file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt:>" + str(width) +
                             "}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt:>11}]{postfix}")
             progress.set_postfix_str(progress_text({}, None), refresh=False)
-        sums: dict[str, torch.Tensor] = {}
-        window, data_seconds, window_start = 0, 0.0, time.perf_counter()
-        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        # loss-term names -> which were non-finite at the first bad step (a device tensor: no per-step sync)
-        bad_terms: dict[tuple[str, ...], torch.Tensor] = {}
+        totals = StepTotals(self.device, self._eval_window)  # loss/log sums and the non-finite check, no sync
+        data_seconds, window_start = 0.0, time.perf_counter()
         stopped = False
         with _StopRequest() as stop, self._loader_guard(loader):
             while self.step < total:
@@ -327,36 +324,26 @@ class Trainer:
                 result = self.train_step(batch, info)
                 self.step += 1
                 if result is not None:  # None: a skipped non-finite step (train.nonfinite=skip)
-                    first_now = (first_bad < 0) & ~torch.isfinite(result.loss)
-                    first_bad = torch.where(first_now, step, first_bad)
-                    terms = torch.stack([v.detach().float().sum() for v in result.losses.values()])
-                    bad = first_now & ~torch.isfinite(terms)
-                    names = tuple(result.losses)
-                    bad_terms[names] = bad_terms[names] | bad if names in bad_terms else bad
-                    for k, v in {"loss": result.loss, **{f"loss_{n}": x for n, x in result.losses.items()},
-                                 **result.logs}.items():
-                        v = v.detach().float()
-                        sums[k] = sums[k] + v if k in sums else v
-                        self._eval_sums[k] = self._eval_sums[k] + v if k in self._eval_sums else v
-                    self._eval_steps += 1
-                    window += 1
+                    totals.add(step, result)
                 if progress is not None:
                     progress.update(1)
                 last = self.step == total
                 boundary = self.step % t.log_every == 0 or last or self.step % t.eval_every == 0
                 stopped = self._stop_agreed(stop.signal, boundary)
                 if boundary or stopped:
-                    self._check_finite(first_bad, bad_terms)
+                    self._check_finite(totals.nonfinite)
                     elapsed = time.perf_counter() - window_start
                     self.train_seconds += elapsed
-                    scalars = {k: float(v) / window for k, v in sums.items()}
+                    window = totals.window.steps
+                    scalars = totals.window.means()
                     scalars.update(lr=self.optimizer.param_groups[0]["lr"], step_seconds=elapsed / max(window, 1),
                                    data_share=data_seconds / max(elapsed, 1e-9))
                     logger.log("train", self.step, scalars)
                     if progress is not None:
                         progress.set_postfix_str(progress_text(scalars, self.history[-1]["top1"] if self.history
                                                                else None), refresh=False)
-                    sums, window, data_seconds, window_start = {}, 0, 0.0, time.perf_counter()
+                    totals.window.reset()
+                    data_seconds, window_start = 0.0, time.perf_counter()
                 if self.step % t.eval_every == 0 or last:
                     self.evaluate_and_checkpoint(logger)
                 elif stopped:
@@ -436,7 +423,8 @@ class Trainer:
                 except RuntimeError:  # the dead worker reported once more while shutting down: already handled
                     pass
 
-    def _check_finite(self, first_bad: torch.Tensor, bad_terms: dict[tuple[str, ...], torch.Tensor]) -> None:
+    def _check_finite(self, nonfinite: FirstNonFinite) -> None:
+        first_bad = nonfinite.step
         if self.world_size > 1:  # every rank stops on any rank's bad step (DDP has averaged it into all weights)
             never = torch.iinfo(torch.long).max
             first_bad = dist.all_reduce_min(torch.where(first_bad >= 0, first_bad, never))
@@ -444,7 +432,7 @@ class Trainer:
         bad = int(first_bad)
         if bad >= 0:
             # this rank's terms (under DDP: if the bad step was its own)
-            names = sorted({n for group, flags in bad_terms.items() for n, f in zip(group, flags.tolist()) if f})
+            names = nonfinite.bad_term_names()
             terms = f" in loss term(s) {', '.join(names)}" if names else ""
             raise SemiError(f"non-finite loss at step {bad}{terms}; stopping. The last good checkpoint in "
                             f"{self.checkpoints.folder} was kept (train.nonfinite=skip skips such steps instead)")
@@ -460,8 +448,8 @@ class Trainer:
                              **({"val_top1": ev["validation"]["top1"]} if "validation" in ev else {})})
         pl = self.algorithm.pop_pseudo_label_stats() if self.algorithm.uses_unlabeled else None
         diag = self.algorithm.diagnostics()
-        window = window_means(self._eval_sums, self._eval_steps)  # e.g. mask rates, prototype accuracy
-        self._eval_sums, self._eval_steps = {}, 0
+        window = window_means(self._eval_window.sums(), self._eval_window.steps)  # e.g. mask rates, proto accuracy
+        self._eval_window.reset()  # in place: the loop's StepTotals adds to this object
         record = {**self.history[-1], **({} if pl is None else pl), **diag, **window}
         if "acr_unlabeled_estimate" in diag:
             true = self.data.unlabeled_true_counts().astype(np.float64)

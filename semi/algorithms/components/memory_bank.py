@@ -25,7 +25,7 @@ _NEVER = torch.iinfo(torch.int64).min
 def _rank_keys(conf: Tensor, stamp: Tensor) -> Tensor:
     """int64 keys ordering by confidence (higher first), then by stamp (older first). Confidences are >= 0 or
     -inf (empty); for those the IEEE bit pattern read as a signed int is monotonic."""
-    bits = conf.float().view(torch.int32).to(torch.int64)
+    bits = conf.view(torch.int32).to(torch.int64)  # conf: float32
     return (bits << _AGE_BITS) + (_STAMP_MAX - stamp)
 
 
@@ -46,6 +46,8 @@ class ClassBalancedMemoryBank(nn.Module):
         self.register_buffer("truth", torch.full((num_classes, size), -1, dtype=torch.int64))
         """Hidden label of each entry (-1: empty or unknown); diagnostics only (bank purity), never used to train."""
         self.register_buffer("offered", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("class_ids", torch.arange(num_classes)[:, None], persistent=False)
+        """[C, 1] row index of each class (compared with a batch's labels, it places candidates in their rows)."""
         self.register_buffer("class_sum", torch.zeros(num_classes, dim))
         """Running sum of each row's filled embeddings (prototypes without summing K x D per step); empty slots
         hold zeros, so replacing a slot adds (new - old) whether it was filled or not."""
@@ -72,16 +74,19 @@ class ClassBalancedMemoryBank(nn.Module):
         if n == 0:
             return
         c, k, dev = self.num_classes, self.size, labels.device
-        conf = confidence.float() if valid is None else torch.where(valid, confidence.float(), float("-inf"))
+        conf = confidence.float()  # a no-op for float32 (as in training)
+        if valid is not None:
+            conf = torch.where(valid, conf, float("-inf"))
         cand_keys = _rank_keys(conf, torch.arange(n, device=dev).add_(self.offered))
         self.offered.add_(n)
         if c * (k + n) <= _DENSE_LIMIT:  # few classes: rank every row, no unique() needed
-            rows, r, row_keys, cand_row = None, c, self.keys, labels
+            rows, r, row_keys = None, c, self.keys
+            cand = torch.where(labels == self.class_ids, cand_keys, _NEVER)  # [C, n]: each candidate in its row
         else:  # many classes: only the rows that receive candidates
             rows, cand_row = torch.unique(labels, return_inverse=True)
             r, row_keys = rows.numel(), self.keys.index_select(0, rows)
-        cand = torch.full((r, n), _NEVER, dtype=torch.int64, device=dev)
-        cand.scatter_(0, cand_row[None], cand_keys[None])
+            cand = torch.full((r, n), _NEVER, dtype=torch.int64, device=dev)
+            cand.scatter_(0, cand_row[None], cand_keys[None])
         kept = torch.zeros(r, k + n, dtype=torch.bool, device=dev)
         kept.scatter_(1, torch.cat([row_keys, cand], 1).topk(k, dim=1, sorted=False).indices, True)
         # Per row, #evicted slots == #entering candidates; nonzero() lists both row-major, so they pair up.
@@ -90,14 +95,15 @@ class ClassBalancedMemoryBank(nn.Module):
         cls = evicted[:, 0] if rows is None else rows.index_select(0, evicted[:, 0])
         slot = cls * k + evicted[:, 1]  # flat index into the [C * K] views
         flat_emb = self.embeddings.view(c * k, -1)
-        new = embeddings.index_select(0, entering).to(flat_emb.dtype)
+        new = embeddings.index_select(0, entering)
+        new = new if new.dtype == flat_emb.dtype else new.to(flat_emb.dtype)
         self.class_sum.index_add_(0, cls, new - flat_emb.index_select(0, slot))
         flat_emb.index_copy_(0, slot, new)
         self.keys.view(-1).index_copy_(0, slot, cand_keys.index_select(0, entering))
         self.confidence.view(-1).index_copy_(0, slot, conf.index_select(0, entering))
         self.fresh.view(-1).index_fill_(0, slot, True)
         tags = truth.index_select(0, entering) if truth is not None else torch.full_like(slot, -1)
-        self.truth.view(-1).index_copy_(0, slot, tags.long())
+        self.truth.view(-1).index_copy_(0, slot, tags if tags.dtype == torch.int64 else tags.long())
 
     @torch.no_grad()
     def decay(self, beta: float) -> None:

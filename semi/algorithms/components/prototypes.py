@@ -106,11 +106,13 @@ class PrototypeComponent(Component):
             return
         centres, available = self.bank.bank.prototypes()
         view = views.strong[0] if self.cfg.query_view == "strong" else views.weak
-        q = prototype_probs(view.embedding.detach(), centres, available, self.cfg.t_tar)
-        any_available = available.any()
-        q = torch.where(any_available, q, 0.0)  # an empty bank contributes nothing
-        a = (self.cfg.alpha * info.progress) * self.class_weight * any_available
         base = pl.raw_probs if self._raw_source else pl.probs
+        # prototype_probs in four ops (this runs every step; the refine hook is under no_grad)
+        dist = torch.cdist(view.embedding.float(), centres, compute_mode="donot_use_mm_for_euclid_dist")
+        q = torch.softmax(torch.add(torch.where(available, 0.0, float("-inf")), dist, alpha=-1 / self.cfg.t_tar), 1)
+        # An empty bank (all -inf, q NaN) contributes nothing: q = base, and blending base with itself gives base.
+        q = torch.where(available.any(), q, base)
+        a = (self.cfg.alpha * info.progress) * self.class_weight
         # pl.target is already the argmax of pl.probs (its max's index): reused, one op less per step
         proto_target, base_target = q.argmax(1), base.argmax(1) if self._raw_source else pl.target
         logs["proto_agreement"] = (proto_target == base_target).float().mean()
