@@ -17,8 +17,8 @@ Per step (after `daso.pretrain_epochs` of plain FixMatch):
   4. Semantic alignment loss: CE(q_b(weak), softmax_k(cos(z_s,b, c_k) / T_proto)) over every unlabeled image
      (no mask), through the strong view's embedding; mean over both strong views (the authors have one).
 
-How DASO differs from SeMi's prototype pseudo-labels (components/prototypes.py, spec 5.2), which share
-`prototype_probs` and `blend` with it:
+How DASO differs from SeMi's prototype pseudo-labels (components/prototypes.py, spec 5.2; the module also holds
+the cosine logits DASO uses and the `blend` both use):
   - where prototypes come from: DASO, the K newest LABELED features per true class from the EMA model; SeMi,
     the K most confident UNLABELED strong-view embeddings per pseudo-class from the online model (decayed bank);
   - similarity: DASO cosine with T_proto = 0.05; SeMi negative Euclidean distance (unnormalised) with t_tar = 0.1;

@@ -1,9 +1,10 @@
 """Prototype-refined pseudo-labels (spec 5.2): blend the linear head's distribution with a softmax over
 distances to the memory bank's class means, more for the classes the linear head over-predicts.
 
-`prototype_logits` / `prototype_probs` and `blend` are shared with DASO (semi/algorithms/daso.py), whose
-semantic pseudo-label is the same softmax over prototypes with cosine similarity instead of SeMi's negative
-Euclidean distance, blended with a per-sample instead of a per-class weight.
+`prototype_logits` (its cosine parts: `scaled_directions`, `absent_bias`, `cosine_logits`), `prototype_probs` and
+`blend` are shared with DASO (semi/algorithms/daso.py), whose semantic pseudo-label is the same softmax over
+prototypes with cosine similarity instead of SeMi's negative Euclidean distance, blended with a per-sample instead
+of a per-class weight.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def prototype_logits(z: Tensor, centres: Tensor, available: Tensor, temperature:
     if similarity == "euclidean":
         # The direct kernel: one op, and no |z|^2 + |c|^2 - 2 z.c cancellation (the matmul path's, for N > 25)
         dist = torch.cdist(z.float(), centres.float(), compute_mode="donot_use_mm_for_euclid_dist")
-        logits = dist / -temperature  # -dist / t in one op (negation is exact)
-        return logits.masked_fill(~available[None], float("-inf"))
+        # -inf for the absent classes, -dist / t for the others, in one op (this runs every step)
+        return torch.add(torch.where(available, 0.0, float("-inf")), dist, alpha=-1 / temperature)
     return cosine_logits(z, scaled_directions(centres, temperature), absent_bias(available, temperature))
 
 
@@ -107,9 +108,7 @@ class PrototypeComponent(Component):
         centres, available = self.bank.bank.prototypes()
         view = views.strong[0] if self.cfg.query_view == "strong" else views.weak
         base = pl.raw_probs if self._raw_source else pl.probs
-        # prototype_probs in four ops (this runs every step; the refine hook is under no_grad)
-        dist = torch.cdist(view.embedding.float(), centres, compute_mode="donot_use_mm_for_euclid_dist")
-        q = torch.softmax(torch.add(torch.where(available, 0.0, float("-inf")), dist, alpha=-1 / self.cfg.t_tar), 1)
+        q = prototype_probs(view.embedding, centres, available, self.cfg.t_tar)
         # An empty bank (all -inf, q NaN) contributes nothing: q = base, and blending base with itself gives base.
         q = torch.where(available.any(), q, base)
         a = (self.cfg.alpha * info.progress) * self.class_weight
