@@ -7,11 +7,13 @@ memory of a CIFAR-10-LT training process.
 
 Per model: every method's training step (forward over all views, losses, backward, optimiser, EMA; no data
 loading) on one fixed CIFAR-10-LT batch (B = 64, mu = 1, two strong views: 64 + 3 x 64 images), median of
-`--repeats` interleaved rounds after warm-up, with SeMi's components active (past their warm-up). The limit is the same
-model's forward + backward on the same 256 images with a plain cross-entropy and nothing else. Ratios (x limit, SeMi's
-overhead over each base) are medians of per-round ratios: paired within a round, they cancel load drift; each comes
-with a distribution-free 95% interval of that median. DASO is also given against its own passes (the limit plus
-the EMA forward of the labeled batch that its authors' code runs every step). Writes
+`--repeats` interleaved rounds after warm-up (shuffled order; each timed call after `--settle` untimed ones of the
+same method), with SeMi's components active (past their warm-up). Each method's limit is its own model's forward +
+backward on the same 256 images with a plain cross-entropy and nothing else, timed in the same rounds (a base, its
++semi variant and their limits back to back). Ratios (x limit, SeMi's overhead over each base) are medians of
+per-round ratios: paired within a round, they cancel load drift; each comes with a distribution-free 95% interval
+of that median. DASO is also given against its own passes (the limit plus the EMA forward of the labeled batch
+that its authors' code runs every step). Writes
 benchmarks/results/speed-<device>.json and a Markdown table next to it.
 """
 
@@ -51,29 +53,34 @@ def _median_time(fn, repeats: int, warmup: int, device: torch.device) -> float:
     return statistics.median(_interleaved_times({"fn": fn}, repeats, warmup, device)["fn"])
 
 
-def _interleaved_times(fns: dict, repeats: int, warmup: int, device: torch.device,
-                       settle: int = 1) -> dict[str, list[float]]:
+def _interleaved_times(fns: dict, repeats: int, warmup: int, device: torch.device, settle: int = 1,
+                       groups: list[list[str]] | None = None) -> dict[str, list[float]]:
     """Seconds of each call of each function, timed in interleaved rounds (one timed call of each per round) so that
-    a change in machine load affects every method alike instead of biasing whichever ran during it. The order
-    within a round is shuffled (seeded). Each timed call follows `settle` untimed calls of the same function: in
-    training a step follows a step of the same method, whose code and state are then warm in the caches; right
-    after another method's step (another trainer's model and state) every small op runs several times slower."""
+    a change in machine load affects every method alike instead of biasing whichever ran during it. `groups`: the
+    functions that are compared with each other (a method, its limit, its +semi variant and that one's limit) run
+    back to back, so that load drift within a round barely touches their ratios; the order of the groups and
+    within each group is shuffled every round (seeded). Each timed call follows `settle` untimed calls of the same
+    function: in training a step follows a step of the same method, whose code and state are then warm in the
+    caches; right after another method's step (another trainer's model and state) every small op runs slower."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    order, rng = list(fns), random.Random(0)
+    groups = [list(g) for g in groups] if groups else [[name] for name in fns]
+    rng = random.Random(0)
     for _ in range(repeats):
-        rng.shuffle(order)
-        for name in order:
-            fn = fns[name]
-            for _ in range(settle):
+        rng.shuffle(groups)
+        for group in groups:
+            rng.shuffle(group)
+            for name in group:
+                fn = fns[name]
+                for _ in range(settle):
+                    fn()
+                _sync(device)
+                t0 = time.perf_counter()
                 fn()
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - t0)
+                _sync(device)
+                times[name].append(time.perf_counter() - t0)
     return times
 
 
@@ -136,44 +143,57 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
         batch = batch_full if method != "supervised" else {k: batch_full[k] for k in ("x_l", "y_l")}
         periods[method] = trainer.cfg.darp.solve_every if method.startswith("darp") else 1
         fns[method] = steps_fn(trainer, batch, periods[method])
-    # The limit: forward + backward of the same model on the same 256 images, nothing else.
+    # The limit: forward + backward of the same model on the same images (256; supervised's 64), nothing else.
+    # Each method is paired with its own model's limit, timed in the same round: the speed of one model instance
+    # (where its weights and buffers landed in memory) moves by a few percent, and one shared limit would shift
+    # every ratio of a run together.
     images = batch_full["x_all"]
-    target = torch.randint(0, 10, (len(images),), device=trainer.device)
-    net = trainer.model.train()
+    target = torch.randint(0, 10, (len(images),), device=full.device)
 
-    def forward_backward(n: int) -> None:
-        net.zero_grad(set_to_none=True)
-        F.cross_entropy(net(images[:n]).logits, target[:n]).backward()
+    def forward_backward(net: torch.nn.Module, n: int):
+        def run() -> None:
+            net.train().zero_grad(set_to_none=True)
+            F.cross_entropy(net(images[:n]).logits, target[:n]).backward()
+        return run
 
-    fns["limit"] = lambda: forward_backward(len(images))
-    fns["supervised_limit"] = lambda: forward_backward(64)
-    # DASO's own extra pass: its authors' code embeds the labeled batch with the EMA model every step (BatchNorm on
-    # the batch's statistics), so its limit is the 256-image forward+backward plus that 64-image forward.
-    if "daso" in trainers:
-        ema = trainers["daso"].ema.module
-
+    def ema_forward(ema: torch.nn.Module):
         @torch.no_grad()
-        def ema_forward() -> None:
+        def run() -> None:
             with batch_statistics(ema):
                 ema(batch_full["x_l"])
+        return run
 
-        fns["ema_forward"] = ema_forward
-    times = _interleaved_times(fns, repeats, 3, trainer.device, settle)
+    for method, trainer in trainers.items():
+        fns[f"limit:{method}"] = forward_backward(trainer.model, 64 if method == "supervised" else len(images))
+        # DASO's own extra pass: its authors' code embeds the labeled batch with the EMA model every step
+        # (BatchNorm on the batch's statistics), so its own passes are the limit plus that 64-image forward.
+        if method.startswith("daso"):
+            fns[f"ema:{method}"] = ema_forward(trainer.ema.module)
+    # Each base with its +semi variant, each with its limit (and DASO's EMA pass): compared within their group.
+    groups: dict[str, list[str]] = {}
+    for method in trainers:
+        base = "dualhead" if method == "semi" else method.removesuffix("+semi")
+        groups.setdefault(base, []).extend(f for f in (method, f"limit:{method}", f"ema:{method}") if f in fns)
+    times = _interleaved_times(fns, repeats, 3, full.device, settle, list(groups.values()))
     times = {k: [t / periods.get(k, 1) for t in ts] for k, ts in times.items()}  # per step
-    limit_times, sup_limit_times = times.pop("limit"), times.pop("supervised_limit")
-    ema_times = times.pop("ema_forward", None)
-    limit, sup_limit = statistics.median(limit_times), statistics.median(sup_limit_times)
+    limits = {m: times.pop(f"limit:{m}") for m in methods}
+    emas = {m: times.pop(f"ema:{m}") for m in methods if f"ema:{m}" in times}
+    pooled = [t for m in methods if m != "supervised" for t in limits[m]]
     # The loader: the 3-view batch of one step built in this process (one worker's work), images per second.
-    loader = _median_time(lambda: trainer.batches[7], max(5, repeats // 2), 1, torch.device("cpu"))
+    loader = _median_time(lambda: full.batches[7], max(5, repeats // 2), 1, torch.device("cpu"))
     per_step = 64 * 4
-    result = {"model": model, "limit_ms": 1e3 * limit, "supervised_limit_ms": 1e3 * sup_limit,
-              "loader_batch_ms": 1e3 * loader, "loader_images_per_s": per_step / loader}
-    if ema_times is not None:
-        result["daso_ema_forward_ms"] = 1e3 * statistics.median(ema_times)
+    result = {"model": model, "loader_batch_ms": 1e3 * loader, "loader_images_per_s": per_step / loader}
+    if pooled:
+        result["limit_ms"] = 1e3 * statistics.median(pooled)
+    if "supervised" in limits:
+        result["supervised_limit_ms"] = 1e3 * statistics.median(limits["supervised"])
+    if emas:
+        result["daso_ema_forward_ms"] = 1e3 * statistics.median([t for ts in emas.values() for t in ts])
     for method, t in times.items():
-        base = sup_limit_times if method == "supervised" else limit_times
-        own = ([a + b for a, b in zip(limit_times, ema_times)] if method.startswith("daso") and ema_times else base)
-        result[method] = {"step_ms": 1e3 * statistics.median(t), "ratio_to_limit": paired_ratio(t, base),
+        base = limits[method]
+        own = [a + b for a, b in zip(base, emas[method])] if method in emas else base
+        result[method] = {"step_ms": 1e3 * statistics.median(t), "limit_ms": 1e3 * statistics.median(base),
+                          "ratio_to_limit": paired_ratio(t, base),
                           "ratio_to_limit_ci95": paired_ratio_interval(t, base),
                           "ratio_to_own_passes": paired_ratio(t, own),
                           "images_per_s_consumed": (64 if method == "supervised" else per_step) / statistics.median(t)}
@@ -222,8 +242,9 @@ def markdown(results: dict) -> str:
              "|---|---|---:|---:|---:|---:|"]
     for r in results["models"]:
         lines.append(f"| {r['model']} | forward+backward limit (256 images) | {r['limit_ms']:.1f} | 1.00 | | |")
-        lines.append(f"| {r['model']} | forward+backward limit (64 images; supervised's base) | "
-                     f"{r['supervised_limit_ms']:.1f} | 1.00 | | |")
+        if "supervised_limit_ms" in r:
+            lines.append(f"| {r['model']} | forward+backward limit (64 images; supervised's base) | "
+                         f"{r['supervised_limit_ms']:.1f} | 1.00 | | |")
         if "daso_ema_forward_ms" in r:
             lines.append(f"| {r['model']} | DASO's EMA forward of the 64 labeled images | "
                          f"{r['daso_ema_forward_ms']:.1f} | | | |")
