@@ -359,3 +359,21 @@ def test_two_ranks_hold_identical_daso_state(tmp_path):
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     assert rank0["alg.queue.count"].sum() > 0 and rank0["alg.pl_dist"].sum() > 0
+
+
+def test_blend_weights_follow_every_change_of_the_pseudo_label_distribution():
+    """The weights are cached between windows; a closed window (or a loaded checkpoint) changes pl_dist in place and
+    must refresh them."""
+    algo, _ = filled_pair()
+    weak = ModelOutput(WEAK_FEATS, LOGITS, LOGITS)
+    algo.pseudo_labels(weak, ACTIVE)
+    before = algo._semantic[-1].clone()
+    flipped = PL_COUNTS.flip(0)
+    algo.pl_dist.copy_(flipped)
+    algo.pseudo_labels(weak, ACTIVE)
+    p = torch.softmax(LOGITS, 1)
+    expected = distribution_weights(flipped, algo.cfg.daso.dist_temperature)[p.argmax(1)][:, None]
+    assert torch.allclose(algo._semantic[-1], expected) and not torch.allclose(before, expected)
+    algo.load_state_dict({**algo.state_dict(), "pl_dist": PL_COUNTS.clone()})
+    algo.pseudo_labels(weak, ACTIVE)
+    assert torch.allclose(algo._semantic[-1], before)

@@ -95,7 +95,8 @@ class PseudoLabels:
         return self._once("mask_count", lambda: self.mask_float().sum().clamp_min(1))
 
     def known_masked_float(self, truth: Tensor) -> Tensor:
-        """1. for accepted images whose hidden label is known (truth >= 0), else 0. [n] (diagnostics)."""
+        """1. for accepted images whose hidden label is known (truth >= 0), else 0. [n] (diagnostics). `truth`: the
+        batch's hidden labels, the same tensor at every call within a step."""
         return self._once("known_masked", lambda: (self.mask & (truth >= 0)).float())
 
     def replace_probs(self, probs: Tensor) -> None:
@@ -285,14 +286,10 @@ def log_hits(logs: dict[str, Tensor], name: str | tuple[str, ...], hit: Tensor, 
         logs[f"{one}_total"] = total
 
 
-def masked_ce(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
-    """mean_b(weights_b * CE(logits_b, target_b)) over the whole batch (rejected samples count as zeros)."""
-    return (F.cross_entropy(logits, target, reduction="none") * weights).mean()
-
-
 def strong_views_ce(both_logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
-    """The mean of `masked_ce` over the two strong views, from their stacked logits [2n, C] (`Views.both_strong`)
-    and the weak view's target and weights [n]: one cross-entropy over 2n rows instead of two over n."""
+    """mean over both strong views and the whole batch of weights_b * CE(logits, target_b) (rejected samples count
+    as zeros), from the views' stacked logits [2n, C] (`Views.both_strong`) and the weak view's target and weights
+    [n]: one cross-entropy over 2n rows, equal to the mean of the two views' losses."""
     ce = F.cross_entropy(both_logits, torch.cat([target, target]), reduction="none")
     return (ce.view(2, -1) * weights).mean()
 
