@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from speed import median_interval, paired_ratio, paired_ratio_interval  # noqa: E402
+import torch  # noqa: E402
+from speed import _interleaved_times, median_interval, paired_ratio, paired_ratio_interval  # noqa: E402
 
 
 def test_median_interval_order_statistics():
@@ -37,3 +38,22 @@ def test_paired_ratio_cancels_drift_between_rounds():
     assert paired_ratio(plus, base) == pytest.approx(1.05)
     lo, hi = paired_ratio_interval(plus, base)
     assert lo == pytest.approx(1.05) and hi == pytest.approx(1.05)
+
+
+def test_interleaved_rounds_run_groups_back_to_back_with_settling_calls():
+    calls: list[str] = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "a+", "b", "b+", "c")}
+    groups = [["a", "a+"], ["b", "b+"], ["c"]]
+    times = _interleaved_times(fns, repeats=5, warmup=2, device=torch.device("cpu"), settle=1, groups=groups)
+    assert {k: len(v) for k, v in times.items()} == {k: 5 for k in fns}  # one timed call per function per round
+    rounds = calls[2 * len(fns):]  # after the warm-up calls
+    assert len(rounds) == 5 * len(fns) * 2  # each timed call follows one settling call of the same function
+    pairs = [rounds[i:i + 2] for i in range(0, len(rounds), 2)]
+    assert all(x == y for x, y in pairs)
+    order = [p[0] for p in pairs]
+    for r in range(5):  # within a round every group's members are adjacent
+        one = order[r * len(fns):(r + 1) * len(fns)]
+        assert sorted(one) == sorted(fns)
+        for group in groups:
+            at = sorted(one.index(name) for name in group)
+            assert at == list(range(at[0], at[0] + len(group)))
