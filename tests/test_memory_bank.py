@@ -51,8 +51,9 @@ def naive_rows(naive: NaiveBank):
     return [sorted((e[0], e[2].tolist(), e[3]) for e in row) for row in naive.rows]
 
 
+@pytest.mark.parametrize("sync_free", [False, True])
 @pytest.mark.parametrize("seed", range(25))
-def test_vectorised_insert_and_decay_match_the_naive_reference(seed):
+def test_vectorised_insert_and_decay_match_the_naive_reference(seed, sync_free):
     g = torch.Generator().manual_seed(seed)
     classes = int(torch.randint(1, 6, (1,), generator=g))
     size = int(torch.randint(1, 7, (1,), generator=g))
@@ -65,7 +66,7 @@ def test_vectorised_insert_and_decay_match_the_naive_reference(seed):
         # few distinct values so that ties (with each other and with stored entries) are common
         conf = torch.randint(0, 5, (n,), generator=g).float() / 4
         valid = torch.rand(n, generator=g) < 0.7 if step % 4 else torch.zeros(n, dtype=torch.bool)
-        bank.insert(emb, labels, conf, valid)
+        bank.insert(emb, labels, conf, valid, sync_free=sync_free)
         naive.insert(emb, labels, conf, valid)
         if step % 3 == 2:
             bank.decay(0.5)
@@ -113,3 +114,31 @@ def test_empty_inputs_do_nothing():
     bank.insert(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), torch.zeros(0))
     bank.insert(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long), torch.ones(3), torch.zeros(3, dtype=torch.bool))
     assert not bank.filled.any()
+
+
+def test_sync_free_insert_leaves_the_same_state_as_the_nonzero_pairing():
+    """The same offers to two banks, one pairing slots by nonzero(), one by ranks (what CUDA uses): every buffer
+    agrees (slot positions included, as both fill a row's evicted slots in slot order), and so do the running sums."""
+    g = torch.Generator().manual_seed(3)
+    a, b = ClassBalancedMemoryBank(5, 6, 4), ClassBalancedMemoryBank(5, 6, 4)
+    for step in range(30):
+        n = int(torch.randint(0, 40, (1,), generator=g))
+        args = (torch.randn(n, 4, generator=g), torch.randint(0, 5, (n,), generator=g),
+                torch.randint(0, 6, (n,), generator=g).float() / 5, torch.rand(n, generator=g) < 0.6,
+                torch.randint(-1, 5, (n,), generator=g))
+        a.insert(*args[:4], truth=args[4], sync_free=False)
+        b.insert(*args[:4], truth=args[4], sync_free=True)
+        if step % 7 == 6:
+            a.decay(0.9)
+            b.decay(0.9)
+        for name in ("embeddings", "confidence", "fresh", "keys", "truth", "offered"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
+        assert torch.allclose(a.class_sum, b.class_sum, atol=1e-5)
+
+
+def test_sync_free_insert_keeps_a_non_finite_candidate_that_does_not_enter_out():
+    bank = ClassBalancedMemoryBank(2, 2, 2)
+    bank.insert(torch.ones(2, 2), torch.tensor([0, 1]), torch.tensor([0.9, 0.9]), sync_free=True)
+    bank.insert(torch.full((1, 2), float("nan")), torch.tensor([0]), torch.tensor([0.5]),
+                torch.tensor([False]), sync_free=True)
+    assert torch.isfinite(bank.embeddings).all() and torch.isfinite(bank.class_sum).all()
