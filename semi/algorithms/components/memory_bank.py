@@ -9,10 +9,10 @@ by age (an older entry beats a newer one of equal confidence; a candidate must b
 the lowest entry to enter), which is the one-at-a-time rule "replace the lowest if higher, evicting the newest of
 tied lowest entries". The merge ranks on confidences only (an int64 key: the float's order-preserving bits, then
 age), touches only the rows that receive candidates, and writes only the evicted slots. On CUDA every row is
-ranked (no unique()) and the evicted slots
-and entering candidates are paired by their ranks within each row instead of by `nonzero` (whose output size the
-host must wait for), so an insert never synchronises with the device (`_write_ranked`; 2.5-3x the CPU time of the
-`nonzero` pairing, so CPU keeps that one; both leave identical state, tests/test_memory_bank.py).
+ranked (no unique()) and the evicted slots and entering candidates are paired by their ranks within each row
+instead of by `nonzero` (whose output size the host must wait for), so an insert never synchronises with the
+device (`_write_ranked`; 2.5-3x the CPU time of the `nonzero` pairing, so CPU keeps that one; both leave identical
+state, tests/test_memory_bank.py).
 """
 
 from __future__ import annotations
