@@ -19,13 +19,18 @@ class WindowSums:
     a component starts logging after its warm-up), and the number of steps added."""
 
     def __init__(self, sums: dict[str, Tensor] | None = None, steps: int = 0):
+        self.restore(sums or {}, steps)
+
+    def restore(self, sums: dict[str, Tensor], steps: int) -> None:
+        """Continue from a saved window (`sums()` and `steps`), in place: one group, in the saved order, so a
+        resumed run adds exactly as the original did."""
         self.groups: dict[tuple[str, ...], Tensor] = {}
-        if sums:  # a saved window (`sums()`): one group, in the saved order, so a resumed run adds exactly as before
+        if sums:
             self.groups[tuple(sums)] = torch.stack([v.float() for v in sums.values()])
         self.steps = steps
 
     def reset(self) -> None:
-        self.groups, self.steps = {}, 0
+        self.restore({}, 0)
 
     def add(self, names: tuple[str, ...], values: Tensor) -> None:
         """One step's values [len(names)], in the order of `names`."""

@@ -237,7 +237,8 @@ class Trainer:
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.config_changes = list(state.get("config_changes", []))
         window = state.get("eval_window", {"sums": {}, "steps": 0})
-        self._eval_window = WindowSums({k: v.to(self.device) for k, v in window["sums"].items()}, int(window["steps"]))
+        # in place, like every reset of the window: a running loop's StepTotals holds this object
+        self._eval_window.restore({k: v.to(self.device) for k, v in window["sums"].items()}, int(window["steps"]))
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
@@ -449,7 +450,7 @@ class Trainer:
         pl = self.algorithm.pop_pseudo_label_stats() if self.algorithm.uses_unlabeled else None
         diag = self.algorithm.diagnostics()
         window = window_means(self._eval_window.sums(), self._eval_window.steps)  # e.g. mask rates, proto accuracy
-        self._eval_window.reset()  # in place: the loop's StepTotals adds to this object
+        self._eval_window.reset()  # in place: the loop's StepTotals holds this object
         record = {**self.history[-1], **({} if pl is None else pl), **diag, **window}
         if "acr_unlabeled_estimate" in diag:
             true = self.data.unlabeled_true_counts().astype(np.float64)

@@ -25,8 +25,9 @@ Similarity = Literal["euclidean", "cosine"]
 
 def prototype_logits(z: Tensor, centres: Tensor, available: Tensor, temperature: float,
                      similarity: Similarity = "euclidean") -> Tensor:
-    """sim(z_b, c_k) / temperature [N, C] for the classes whose prototype exists, -inf for the others. Carries
-    z's gradient (DASO's alignment loss trains through it); the centres are constants."""
+    """sim(z_b, c_k) / temperature [N, C] for the classes whose prototype exists; the others get -inf (euclidean)
+    or the finite `absent_bias` (cosine), a softmax probability of exactly 0 either way. Carries z's gradient
+    (DASO's alignment loss trains through it); the centres are constants."""
     if similarity == "euclidean":
         # The direct kernel: one op, and no |z|^2 + |c|^2 - 2 z.c cancellation (the matmul path's, for N > 25)
         dist = torch.cdist(z.float(), centres.float(), compute_mode="donot_use_mm_for_euclid_dist")
