@@ -7,6 +7,7 @@ literature), with the unlabeled set consistent, uniform and reversed.
     python benchmarks/accuracy.py --protocol quick              # digits, a few minutes: a smoke test of the sweep
     python benchmarks/accuracy.py --protocol fashion --cells 'reversed/semi*' --cells 'consistent/acr/*'
     python benchmarks/accuracy.py --protocol fashion --list     # the cells and which are done
+    python benchmarks/accuracy.py --protocol mnist --budget 6000 --jobs 2   # the same protocol, 6,000 steps
 
 Cells run one after another as separate `semi train` processes; a finished cell (its record in
 benchmarks/results/accuracy-<protocol>.json) is not rerun, so an interrupted sweep resumes where it stopped.
@@ -90,10 +91,19 @@ class Protocol:
     ablation_seeds: int = 0
     """Seeds of each ablation cell on consistent and reversed (0: no ablation)."""
     methods: tuple[str, ...] = METHODS
+    paired_settings: tuple[str, ...] = ("consistent", "reversed")
+    """Settings run seed by seed (a partial sweep holds complete paired rounds over them)."""
+    method_seeds: dict[str, int] = field(default_factory=dict)
+    """Fewer seeds for some methods (on every setting): a budget plan's cheaper comparisons."""
+    budget: int | None = None
+    """Training steps when the protocol is a budget variant (`--budget`); None: the protocol's own length."""
 
     @property
     def settings(self) -> tuple[str, ...]:
-        return ("consistent", "reversed", *self.other_seeds)
+        return (*self.paired_settings, *self.other_seeds)
+
+    def seeds_of(self, method: str, seeds: int) -> int:
+        return min(seeds, self.method_seeds.get(method, seeds))
 
 
 SMALL_CNN = ["model.name=small_cnn", "model.width=16", "train.channels_last=true", "train.batch_size=64", "train.mu=1",
@@ -125,20 +135,66 @@ PROTOCOLS = {
 
 
 def cells(protocol: Protocol) -> list[tuple[str, list[str]]]:
-    """(cell id 'setting/method/seed', overrides) in run order: seed by seed over consistent and reversed (so a
+    """(cell id 'setting/method/seed', overrides) in run order: seed by seed over the paired settings (so a
     partial sweep always holds complete paired rounds), then the other settings, then the ablation seed by seed."""
     out = []
-    paired = ("consistent", "reversed")
+    paired = protocol.paired_settings
+
+    def round_of(setting: str, seed: int, seeds: int) -> list[tuple[str, list[str]]]:
+        return [(f"{setting}/{m}/{seed}", method_overrides(m)) for m in protocol.methods
+                if seed < protocol.seeds_of(m, seeds)]
+
     for seed in range(protocol.seeds):
         for setting in paired:
-            out += [(f"{setting}/{m}/{seed}", method_overrides(m)) for m in protocol.methods]
+            out += round_of(setting, seed, protocol.seeds)
     for setting, seeds in protocol.other_seeds.items():
         for seed in range(seeds):
-            out += [(f"{setting}/{m}/{seed}", method_overrides(m)) for m in protocol.methods]
+            out += round_of(setting, seed, seeds)
     for seed in range(protocol.ablation_seeds):
         for setting in paired:
             out += [(f"{setting}/{variant}/{seed}", extra) for variant, extra in ABLATIONS.items()]
     return out
+
+
+STEPS_PER_EPOCH = 100
+"""Steps per epoch of the MNIST and Fashion-MNIST protocols: a budget variant keeps it, so E_est, SeMi's warm-up
+and the bank's decay interval (in epochs / steps of 100) stay where they are in training time, as the paper keeps
+them in epochs while its schedule runs over the whole run."""
+EVALUATIONS_PER_RUN = 20
+"""A budget variant evaluates 20 times per run, as the 2,000-step protocol does (so the diagnostics' windows grow
+with the budget instead of the evaluation cost)."""
+BUDGET_PLANS: dict[tuple[str, int], dict] = {
+    # The budget curve (SeMi and training length): the same protocol, the cosine schedule stretched over the run.
+    ("mnist", 6000): {"methods": ("dualhead", "semi", "acr", "fixmatch"), "seeds": 5,
+                      "paired_settings": ("consistent", "reversed", "uniform"), "other_seeds": {}},
+    ("mnist", 20000): {"methods": ("dualhead", "semi", "acr", "fixmatch"), "seeds": 5,
+                       "method_seeds": {"acr": 2, "fixmatch": 2},
+                       "paired_settings": ("consistent", "reversed", "uniform"), "other_seeds": {}},
+    ("fashion", 20000): {"methods": ("supervised", "dualhead", "semi"), "seeds": 3,
+                         "paired_settings": ("consistent", "reversed"), "other_seeds": {}},
+}
+"""Which methods and seeds each (protocol, budget) runs; a budget without a plan runs the protocol's own cells."""
+
+
+def with_budget(protocol: Protocol, budget: int | None) -> Protocol:
+    """The protocol trained for `budget` steps: its epochs and evaluation interval rescaled, everything else kept;
+    records go to `accuracy-<protocol>-<budget>.json`. None or the protocol's own length: the protocol itself."""
+    if budget is None:
+        return protocol
+    if budget % (STEPS_PER_EPOCH * EVALUATIONS_PER_RUN):
+        raise SystemExit(f"--budget must be a multiple of {STEPS_PER_EPOCH * EVALUATIONS_PER_RUN} steps")
+    if f"train.steps_per_epoch={STEPS_PER_EPOCH}" not in protocol.overrides:
+        raise SystemExit(f"--budget needs a protocol with {STEPS_PER_EPOCH} steps per epoch (mnist, fashion)")
+    keep = [o for o in protocol.overrides if not o.startswith(("train.epochs=", "train.eval_every="))]
+    plan = BUDGET_PLANS.get((protocol.name, budget), {})
+    return Protocol(f"{protocol.name}-{budget}", [*keep, f"train.epochs={budget // STEPS_PER_EPOCH}",
+                                                  f"train.eval_every={budget // EVALUATIONS_PER_RUN}"],
+                    seeds=plan.get("seeds", protocol.seeds),
+                    other_seeds=plan.get("other_seeds", protocol.other_seeds),
+                    ablation_seeds=plan.get("ablation_seeds", 0),
+                    methods=plan.get("methods", protocol.methods),
+                    paired_settings=plan.get("paired_settings", protocol.paired_settings),
+                    method_seeds=plan.get("method_seeds", {}), budget=budget)
 
 
 DIAGNOSTICS = ("acr_tau1", "acr_estimate_kl_to_true", "bank_fill", "bank_purity", "bank_purity_per_class",
@@ -184,7 +240,8 @@ def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fr
         "summary": results["summary"], "mask_rate": results.get("mask_rate"),
         "pseudo_label_accuracy": (results.get("pseudo_labels") or {}).get("pseudo_label_accuracy"),
         "diagnostics": {k: v for k, v in results.get("diagnostics", {}).items() if k in DIAGNOSTICS},
-        "steps": results["steps"], "train_seconds": results["train_seconds"], "wall_seconds": wall,
+        "budget": protocol.budget or results["steps"], "steps": results["steps"],
+        "train_seconds": results["train_seconds"], "wall_seconds": wall,
         "overrides": args, "git_commit": results["environment"]["git_commit"],
     }
     return record
@@ -372,6 +429,9 @@ def main() -> None:
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="quick")
     p.add_argument("--cells", action="append", help="glob over 'setting/method/seed' (repeatable)")
     p.add_argument("--list", action="store_true")
+    p.add_argument("--budget", type=int, default=None,
+                   help="train every cell for this many steps (the schedule stretched over it; E_est, warm-up and "
+                        "bank decay kept in epochs of 100 steps); records go to accuracy-<protocol>-<budget>.json")
     p.add_argument("--runs-dir", default=str(ROOT / "runs"))
     p.add_argument("--rerun", action="store_true", help="run selected cells even if they have a record")
     p.add_argument("--report", action="store_true",
@@ -381,7 +441,7 @@ def main() -> None:
                    help="cells run at once, each single-threaded (2 on this 2-core machine: about twice the cells per "
                         "hour of one two-threaded cell; results differ from --jobs 1 only by float summation order)")
     args = p.parse_args()
-    protocol = PROTOCOLS[args.protocol]
+    protocol = with_budget(PROTOCOLS[args.protocol], args.budget)
     path = ROOT / "results" / f"accuracy-{protocol.name}.json"
     records = load_records(path)
     done = {r["cell"] for r in records}
