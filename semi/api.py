@@ -120,7 +120,7 @@ def _run(plan: Any) -> Results:
     data = prepare_data(cfg)
     check_can_create(plan.run_dir)
 
-    from semi.engine import distributed
+    from semi import distributed
     from semi.engine.threads import configure_threads
 
     configure_threads(cfg.train.threads)

@@ -173,168 +173,45 @@ class AlgorithmConfig:
     every counted image (ours before). Presence counts compress the estimate toward uniform."""
 
 
-@dataclass
-class SemiConfig:
-    """SeMi components; attached when the algorithm name has '+semi' (or is 'semi')."""
-
-    memory_bank: bool = True
-    prototypes: bool = True
-    oheml: bool = True
-    feature_consistency: bool = True
-    threshold: float = 0.7
-    """SeMi's lowered tau for every mask of the step (spec 5.3; the bases keep algorithm.threshold)."""
-    threshold_schedule: Literal["always", "after_warmup"] = "always"
-    """always: semi.threshold from the first step (the authors' commands); after_warmup: the base's threshold
-    until the epoch index exceeds semi.warmup_epochs, then semi.threshold (an ablation of ours)."""
-    bank_size: int = 128
-    decay_every: int = 100
-    decay: float = 0.99
-    alpha: float = 0.4
-    t_tar: float = 0.1
-    oheml_strength: float = 0.75
-    oheml_normalize: bool = False
-    """Divide the OHEML weights by their mean over the masked samples of the step, so hard samples still count more
-    than easy ones but the unlabeled loss keeps its scale (ours, off by default; the spec's weights average ~0.27 on
-    MNIST-LT, which scales the standard head's L_u down almost 4x)."""
-    t_p: float = 0.1
-    center_momentum: float = 0.9
-    lambda_c: float = 0.15
-    warmup_epochs: int = 5
-    """Prototypes, OHEML and L_cons start when the epoch index exceeds this (E_est)."""
-    query_view: Literal["strong", "weak"] = "strong"
-    pseudo_label_source: Literal["base", "raw"] = "base"
-    """base: blend the base's pseudo-label distribution (dualhead and FixMatch: the raw softmax; ACR: p1, debiased
-    by tau1); raw: always the unadjusted softmax."""
+CORE_SECTIONS = ("data", "model", "optim", "train", "algorithm")
+"""Sections every run has; each method with options adds its own (`semi.specs.MethodSpec.section`)."""
 
 
-@dataclass
-class DasoConfig:
-    """DASO (Oh et al., CVPR 2022), the `daso` base: FixMatch whose pseudo-label blends in a semantic one from
-    prototypes of labeled features, weighted by the pseudo-label distribution, plus the semantic alignment loss.
-    Defaults: the authors' released code and CIFAR-10-LT config (configs/cifar10/fixmatch_daso.yaml)."""
+def _method_sections() -> dict[str, Any]:
+    from semi import specs  # torch-free: the method packages declare their specs without torch
 
-    queue_size: int = 256
-    """Labeled features kept per class (a FIFO queue, the same size for every class; MODEL.QUEUE.MAX_SIZE)."""
-    pretrain_epochs: float = 10.0
-    """Plain FixMatch (the queue and the pseudo-label counts still fill) until the epoch index reaches this; the
-    authors' PRETRAIN_STEPS = 5000, i.e. 10 epochs of 500 steps at paper scale (2% of training)."""
-    proto_temperature: float = 0.05
-    """T_proto: the semantic pseudo-label is softmax_k(cos(z, c_k) / T_proto)."""
-    dist_aware: bool = True
-    """Blend weight from the pseudo-label distribution (DASO); false: the fixed weight daso.interp_alpha."""
-    dist_temperature: float = 1.5
-    """T_dist, sharpening (< 1) or flattening (> 1) the pseudo-label distribution before it becomes the blend
-    weights. The authors use 1.5 on CIFAR-10-LT when gamma_u = gamma_l, else 0.3 (and 0.3 on CIFAR-100-LT, STL-10)."""
-    interp_alpha: float = 0.5
-    """The fixed blend weight with daso.dist_aware=false (the authors' ablation)."""
-    dist_update_every: int = 100
-    """Steps per window: the pseudo-label distribution is the class histogram of all (not only masked) final
-    pseudo-labels of the last full window (PL_DIST_UPDATE_PERIOD)."""
-    align_weight: float = 1.0
-    """Weight of the semantic alignment loss (PSA_LOSS_WEIGHT; 0 = off)."""
-
-
-@dataclass
-class AbcConfig:
-    """ABC (Lee et al., NeurIPS 2021): the auxiliary balanced classifier, here the balanced head g2."""
-
-    unlabeled_target: Literal["soft", "hard"] = "soft"
-    """The auxiliary classifier's unlabeled target: soft = its whole weak-view softmax, as the authors' ABCfix.py
-    trains it; hard = the one-hot argmax (the paper's equation and USB's reimplementation)."""
-    loss_weight: float = 1.0
-    """Weight of the auxiliary classifier's loss (labeled + unlabeled) in the total; 1 in the authors' code."""
-
-
-@dataclass
-class CpeConfig:
-    """CPE (Ma et al., AAAI 2024): three experts on one embedding, logit-adjusted for three unlabeled priors."""
-
-    tau_consistent: float = 0.0
-    """Logit adjustment of expert 1 (the standard head g1) in its labeled loss CE(g + tau log pi, y)."""
-    tau_uniform: float = 2.0
-    """... of expert 2 (the balanced head g2, used for prediction as in the authors' code)."""
-    tau_reversed: float = 4.0
-    """... of expert 3 (the model's extra head)."""
-    medium_from: float = 0.2
-    """Class groups of the authors' classwise-BN loss weights, as a share of the classes: pseudo-labels of class
-    index >= round(medium_from * C) count twice, >= round(tail_from * C) three times (their CIFAR-10 configs:
-    cut 2 and 4 of 10, i.e. 0.2 / 0.4; CIFAR-100: 35 and 70 of 100, i.e. 0.35 / 0.7)."""
-    tail_from: float = 0.4
-    group_weights: bool = True
-    """Weight each masked pseudo-label by its class group (1, 2 or 3) and normalise by the weights' sum, which is
-    the authors' loss with its three BN branches collapsed into one; false: the plain mean over masked samples."""
-    pseudo_labels: Literal["own", "ensemble"] = "own"
-    """own: each expert trains on its own weak-view pseudo-labels (the authors' code); ensemble: all three train
-    on the argmax of the mean of the experts' softmaxes, masked by its confidence (ours, an option)."""
-
-
-@dataclass
-class DarpConfig:
-    """DARP (Kim et al., NeurIPS 2020) on FixMatch: refined pseudo-labels of the whole unlabeled pool, solved
-    periodically so that their class totals match a target distribution (algorithm.name=darp)."""
-
-    warmup: float = 0.4
-    """DARP starts when the epoch index exceeds warmup * train.epochs (the authors' commands: --warm 200 of 500
-    epochs); before that it is FixMatch."""
-    solve_every: int = 10
-    """Steps between solves, counted from each epoch's first step (the authors' --num_iter: 10 for CIFAR-10, 100
-    for CIFAR-100 and STL-10). Between solves an image's target is its refined label from the last solve."""
-    target: Literal["labeled_prior", "uniform"] = "labeled_prior"
-    """The class distribution the refined labels must match, times the pool size: the labeled set's (the authors'
-    code without --est) or uniform."""
-    alpha: float = 2.0
-    """Noise removal before the solve: each class k keeps only its floor(alpha * target_k) most probable images
-    (the authors' --alpha)."""
-    iterations: int = 10
-    """Outer iterations T of the coordinate ascent (the authors' --iter_T: 10; 20 for CIFAR-100 and STL-10)."""
-    root_finder: Literal["secant", "newton"] = "secant"
-    """How each class's dual variable is solved within an iteration: the authors' code calls scipy's newton without
-    a derivative, which is the secant method, from the previous solution; newton uses the analytic derivative
-    (Newton's method, as the paper names it) and a tight tolerance."""
-    tolerance: float = 0.1
-    """Stopping tolerance of the secant steps on the dual variable (the authors': 0.1 for CIFAR-10, 0.3 for
-    CIFAR-100 and STL-10); root_finder=newton uses 1e-10 instead."""
-    root_iterations: int = 30
-    """At most this many secant / Newton steps per class and iteration (the authors': 30)."""
-
-
-@dataclass
-class SimProConfig:
-    """SimPro (Du et al., ICML 2024): an EM estimate of the unknown unlabeled class prior and Bayes-optimal
-    pseudo-labels from a logit-adjusted head (algorithm.name=simpro)."""
-
-    tau: float = 2.0
-    """Strength of the logit adjustments log(prior^tau) (the authors' scripts: 2.0 for CIFAR-10 and STL-10, 1.0
-    for CIFAR-100 and ImageNet-127)."""
-    momentum: float = 0.9
-    """EMA rate of the per-epoch prior updates (the authors' ema_u)."""
-    soft_targets: bool = True
-    """Train the unlabeled loss on the soft pseudo-label distribution (the authors' code); false: its argmax."""
-    labeled_loss_scale: Literal["loader_ratio", "none"] = "loader_ratio"
-    """loader_ratio: divide the labeled loss by (unlabeled batches per pass) / (labeled batches per pass), as the
-    authors' code does (its probabilistic model weighs the two sets by their sizes); none: weight 1."""
+    return {name: cls() for name, cls in specs.sections()}
 
 
 @dataclass
 class Config:
+    """The whole tree: the core sections, then one section per registered method with options (`cfg.semi`,
+    `cfg.daso`, ...: read as attributes like the core ones)."""
+
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
-    semi: SemiConfig = field(default_factory=SemiConfig)
-    daso: DasoConfig = field(default_factory=DasoConfig)
-    abc: AbcConfig = field(default_factory=AbcConfig)
-    cpe: CpeConfig = field(default_factory=CpeConfig)
-    darp: DarpConfig = field(default_factory=DarpConfig)
-    simpro: SimProConfig = field(default_factory=SimProConfig)
+    methods: dict[str, Any] = field(default_factory=_method_sections, repr=False)
+    """Method sections by name."""
+
+    def __getattr__(self, name: str) -> Any:  # only called for names that are not plain attributes
+        methods = self.__dict__.get("methods")
+        if methods is not None and name in methods:
+            return methods[name]
+        raise AttributeError(f"config has no section {name!r}")
+
+    def sections(self) -> list[tuple[str, Any]]:
+        """(name, section object) of every section, core first."""
+        return [*((n, getattr(self, n)) for n in CORE_SECTIONS), *self.methods.items()]
 
     @property
     def total_steps(self) -> int:
         return self.train.epochs * self.train.steps_per_epoch
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {name: dataclasses.asdict(obj) for name, obj in self.sections()}
 
 
 # --------------------------------------------------------------------------------------------------- loading
@@ -377,6 +254,18 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
         problems.append(f"{key}: expected {_type_name(tp)}, got {value!r}")
         return value
     return float(value) if tp is float else value
+
+
+def _merge_config(cfg: Config, values: dict[str, Any], problems: list[str]) -> None:
+    sections = dict(cfg.sections())
+    for key, value in values.items():
+        if key not in sections:
+            problems.append(f"{key}: unknown key; known keys here: {', '.join(sorted(sections))}")
+        elif not isinstance(value, dict):
+            names = ", ".join(f.name for f in dataclasses.fields(sections[key]))
+            problems.append(f"{key}: expected a mapping of {names}")
+        else:
+            _merge_into(sections[key], value, f"{key}.", problems)
 
 
 def _merge_into(obj: Any, values: dict[str, Any], prefix: str, problems: list[str]) -> None:
@@ -468,10 +357,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     cfg = Config()
     problems: list[str] = []
     if path is not None:
-        _merge_into(cfg, _read_yaml(Path(path)), "", problems)
+        _merge_config(cfg, _read_yaml(Path(path)), problems)
     over, parse_problems = parse_overrides(overrides or [])
     problems += parse_problems
-    _merge_into(cfg, over, "", problems)
+    _merge_config(cfg, over, problems)
     problems += validate(cfg)
     if problems:
         raise ConfigError(problems)
@@ -481,7 +370,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def config_from_dict(values: dict[str, Any]) -> Config:
     cfg = Config()
     problems: list[str] = []
-    _merge_into(cfg, values, "", problems)
+    _merge_config(cfg, values, problems)
     problems += validate(cfg)
     if problems:
         raise ConfigError(problems)
@@ -490,7 +379,7 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 def validate(cfg: Config) -> list[str]:
     """Range and consistency checks that types cannot express; returns every problem found."""
-    from semi.algorithm_names import split_algorithm_name  # torch-free: a typo must fail before torch loads
+    from semi import specs  # torch-free: a typo must fail before torch loads
 
     p: list[str] = []
 
@@ -498,7 +387,7 @@ def validate(cfg: Config) -> list[str]:
         if not cond:
             p.append(msg)
 
-    d, t, o, a, s = cfg.data, cfg.train, cfg.optim, cfg.algorithm, cfg.semi
+    d, t, o, a = cfg.data, cfg.train, cfg.optim, cfg.algorithm
     need(d.num_labeled_max >= 1, f"data.num_labeled_max: must be >= 1, got {d.num_labeled_max}")
     need(d.num_unlabeled_max >= 0, f"data.num_unlabeled_max: must be >= 0, got {d.num_unlabeled_max}")
     need(d.imbalance_labeled >= 1, f"data.imbalance_labeled: gamma_l must be >= 1, got {d.imbalance_labeled}")
@@ -542,44 +431,12 @@ def validate(cfg: Config) -> list[str]:
     need(0 <= a.est_momentum < 1, f"algorithm.est_momentum: must be in [0, 1), got {a.est_momentum}")
     need(a.est_epoch >= 0, f"algorithm.est_epoch: must be >= 0, got {a.est_epoch}")
     try:
-        split_algorithm_name(a.name)
+        specs.parse(a.name)
     except ValueError as exc:
         p.append(f"algorithm.name: {exc}")
-    need(0 < s.threshold <= 1, f"semi.threshold: must be in (0, 1], got {s.threshold}")
-    need(s.bank_size >= 1, f"semi.bank_size: must be >= 1, got {s.bank_size}")
-    need(s.decay_every >= 1, f"semi.decay_every: must be >= 1, got {s.decay_every}")
-    need(0 < s.decay <= 1, f"semi.decay: must be in (0, 1], got {s.decay}")
-    need(0 <= s.alpha <= 1, f"semi.alpha: must be in [0, 1], got {s.alpha}")
-    need(s.t_tar > 0, f"semi.t_tar: must be > 0, got {s.t_tar}")
-    need(0 <= s.oheml_strength <= 1, f"semi.oheml_strength: must be in [0, 1], got {s.oheml_strength}")
-    need(s.t_p > 0, f"semi.t_p: must be > 0, got {s.t_p}")
-    need(0 <= s.center_momentum < 1, f"semi.center_momentum: must be in [0, 1), got {s.center_momentum}")
-    need(s.lambda_c >= 0, f"semi.lambda_c: must be >= 0, got {s.lambda_c}")
-    need(s.warmup_epochs >= 0, f"semi.warmup_epochs: must be >= 0, got {s.warmup_epochs}")
-    g = cfg.daso
-    need(g.queue_size >= 1, f"daso.queue_size: must be >= 1, got {g.queue_size}")
-    need(g.pretrain_epochs >= 0, f"daso.pretrain_epochs: must be >= 0, got {g.pretrain_epochs}")
-    need(g.proto_temperature > 0, f"daso.proto_temperature: must be > 0, got {g.proto_temperature}")
-    need(g.dist_temperature > 0, f"daso.dist_temperature: must be > 0, got {g.dist_temperature}")
-    need(0 <= g.interp_alpha <= 1, f"daso.interp_alpha: must be in [0, 1], got {g.interp_alpha}")
-    need(g.dist_update_every >= 1, f"daso.dist_update_every: must be >= 1, got {g.dist_update_every}")
-    need(g.align_weight >= 0, f"daso.align_weight: must be >= 0, got {g.align_weight}")
-    dp, sp = cfg.darp, cfg.simpro
-    need(dp.warmup >= 0, f"darp.warmup: must be >= 0, got {dp.warmup}")
-    need(dp.solve_every >= 1, f"darp.solve_every: must be >= 1, got {dp.solve_every}")
-    need(dp.alpha > 0, f"darp.alpha: must be > 0, got {dp.alpha}")
-    need(dp.iterations >= 1, f"darp.iterations: must be >= 1, got {dp.iterations}")
-    need(dp.tolerance > 0, f"darp.tolerance: must be > 0, got {dp.tolerance}")
-    need(dp.root_iterations >= 1, f"darp.root_iterations: must be >= 1, got {dp.root_iterations}")
-    need(sp.tau >= 0, f"simpro.tau: must be >= 0, got {sp.tau}")
-    need(0 <= sp.momentum < 1, f"simpro.momentum: must be in [0, 1), got {sp.momentum}")
-    need(not (s.prototypes and not s.memory_bank),
-         "semi.prototypes: needs semi.memory_bank=true (prototypes are the bank's class means); "
-         "set semi.prototypes=false too to ablate the bank")
-    need(cfg.abc.loss_weight >= 0, f"abc.loss_weight: must be >= 0, got {cfg.abc.loss_weight}")
-    c = cfg.cpe
-    need(0 <= c.medium_from <= c.tail_from <= 1,
-         f"cpe.medium_from, cpe.tail_from: need 0 <= medium_from <= tail_from <= 1, got {c.medium_from}, {c.tail_from}")
+    for spec in specs.all_specs():  # each method checks its own section
+        if spec.check is not None:
+            p += spec.check(cfg)
     return p
 
 
@@ -596,7 +453,7 @@ def default_data_root() -> Path:
 
 def save_config(cfg: Config, path: Path, comments: list[str] | None = None) -> None:
     """The resolved tree as YAML, after `# comment` lines (e.g. the settings changed on resume)."""
-    from semi.engine.checkpoint import atomic_write_text
+    from semi.files import atomic_write_text
 
     head = "".join(f"# {line}\n" for line in comments or [])
     atomic_write_text(path, head + yaml.safe_dump(cfg.to_dict(), sort_keys=False))

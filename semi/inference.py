@@ -43,11 +43,11 @@ class LoadedModel:
 
 def load_model(checkpoint: str | Path, device: str = "auto", head: str | None = None) -> LoadedModel:
     """The EMA model of a `semi train` checkpoint. head: 'standard' or 'balanced'; None = the algorithm's own."""
-    from semi.algorithms.registry import base_class
     from semi.config import config_from_dict
     from semi.engine.checkpoint import load_checkpoint
     from semi.engine.trainer import resolve_device
     from semi.models import build_model
+    from semi.specs import base_spec
 
     path = Path(checkpoint)
     state = load_checkpoint(path)
@@ -59,11 +59,11 @@ def load_model(checkpoint: str | Path, device: str = "auto", head: str | None = 
         pre = _preprocessing_from_data(cfg)
     if head is not None and head not in HEADS:
         raise SemiError(f"head {head!r} is not allowed; allowed values: {', '.join(HEADS)}")
-    head = head or pre.get("eval_head") or base_class(cfg.algorithm.name).eval_head
+    head = head or pre.get("eval_head") or base_spec(cfg.algorithm.name).eval_head
     dev = resolve_device(device)
     shape = tuple(int(v) for v in pre["image_shape"])
     model = build_model(cfg.model, len(pre["class_names"]), shape[-1],
-                        extra_heads=base_class(cfg.algorithm.name).extra_heads)
+                        extra_heads=base_spec(cfg.algorithm.name).extra_heads)
     try:
         model.load_state_dict(state["ema"]["module"])
     except (RuntimeError, KeyError) as exc:

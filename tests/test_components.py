@@ -217,8 +217,8 @@ def test_oheml_weight_per_class_by_hidden_label():
     from types import SimpleNamespace
 
     from semi.algorithms.base import StepInfo
+    from semi.algorithms.components import SemiConfig
     from semi.algorithms.components.oheml import OHEMLComponent
-    from semi.config import SemiConfig
 
     comp = OHEMLComponent(SemiConfig(warmup_epochs=0), 3)
     probs = torch.tensor([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
@@ -235,8 +235,8 @@ def test_oheml_weight_per_class_by_hidden_label():
 
 def test_oheml_normalized_weights_average_one_over_masked():
     from semi.algorithms.base import StepInfo
+    from semi.algorithms.components import SemiConfig
     from semi.algorithms.components.oheml import OHEMLComponent
-    from semi.config import SemiConfig
 
     probs = torch.tensor([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0]])
     pl = PseudoLabels(probs, probs, 0.0)

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from semi.algorithms.base import StepInfo
-from semi.algorithms.darp import DARP, refine_pseudo_labels, remove_noise, solve_darp
+from semi.algorithms.darp import DARP, DarpConfig, refine_pseudo_labels, remove_noise, solve_darp
 from semi.algorithms.registry import build_algorithm
 from semi.algorithms.simpro import SimPro, loader_ratio
-from semi.config import Config, DarpConfig
+from semi.config import Config
 from semi.models.heads import ModelOutput
 
 sys.path.insert(0, str(Path(__file__).parent))

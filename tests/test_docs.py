@@ -22,3 +22,14 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch, capsys):
     assert "True" in out and "(4, 10)" in out
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("digits_lt-semi-") and (run / "results.json").is_file()
+
+
+def test_new_method_guide_shows_the_suite_own_toy_methods():
+    """docs/new-method.md's code is the toy modules tests/test_specs.py trains: each top-level block of the guide's
+    snippets appears verbatim in one of them."""
+    plugins = "\n".join(p.read_text() for p in (REPO / "tests" / "plugins").glob("*.py"))
+    blocks = python_blocks(REPO / "docs" / "new-method.md")
+    assert len(blocks) == 2
+    for block in blocks:
+        for chunk in re.split(r"\n\n\n", block.strip()):
+            assert chunk in plugins, chunk

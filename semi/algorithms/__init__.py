@@ -1,7 +1,12 @@
-"""Algorithms: bases registered by name (supervised, oracle, fixmatch, dualhead, acr, daso, abc, cpe, darp, simpro)
-and SeMi's attachable components."""
+"""Algorithms: each base learner and each attachable component is a package here whose `__init__` declares its
+`MethodSpec` and options without torch (`semi.specs`); importing this package declares them all. The shared step
+is `base.py`; `registry.py` builds an algorithm from a name such as `fixmatch+semi`."""
 
-from semi.algorithms import abc, acr, cpe, darp, daso, dual_head, fixmatch, simpro, supervised  # noqa: F401
-from semi.algorithms.registry import base_names, build_algorithm, parse_algorithm_name
+from __future__ import annotations
 
-__all__ = ["base_names", "build_algorithm", "parse_algorithm_name"]
+import importlib
+import pkgutil
+
+for _info in pkgutil.iter_modules(__path__):
+    if _info.ispkg:
+        importlib.import_module(f"{__name__}.{_info.name}")

@@ -7,21 +7,27 @@ EMA, evaluation, checkpoints) is shared. The semi-supervised step is written onc
   -> mask -> per-sample weights (components' `sample_weights`) -> losses (`unlabeled_loss`, base terms,
   components' `extra_losses`)
   -> state updates from detached tensors (`observe`).
-SeMi's parts are `Component`s attached to any base (spec section 5, "seamless integration").
+Components (SeMi's parts, CDMAD) attach to any base that accepts them; a method's capabilities (evaluation head,
+extra heads, whether it reads unlabeled data) come from its `MethodSpec` (`semi.specs`).
 Algorithms are nn.Modules so that all their state (buffers) moves with `.to(device)` and lands in checkpoints.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semi.config import Config
-from semi.engine.distributed import all_reduce_sum
+from semi.distributed import all_reduce_sum
 from semi.models.heads import ModelOutput
+
+if TYPE_CHECKING:
+    from semi.specs import MethodSpec
 
 
 @dataclass
@@ -138,6 +144,24 @@ class Component(nn.Module):
     """A part that attaches to any semi-supervised base (SeMi's bank, prototypes, OHEML, feature consistency).
     Every hook has a neutral default so a component overrides only what it changes."""
 
+    threshold: float | None = None
+    """The confidence threshold this component sets for every mask of the step once any warm-up is over (None:
+    the base's). Components that set one must agree (checked when the algorithm is built)."""
+
+    def mask_threshold(self, base: float, info: StepInfo) -> float:
+        """The threshold of this step's masks, given the base's (only read when `threshold` is set)."""
+        return base
+
+    def adjust_weak_logits(self, weak: ModelOutput, views: Views, info: StepInfo,
+                           logs: dict[str, Tensor]) -> ModelOutput:
+        """Change the detached weak-view outputs before the base forms its pseudo-labels (CDMAD subtracts the
+        classifier's bias measured on a pattern-less image). Default: unchanged."""
+        return weak
+
+    def adjust_eval_logits(self, logits: Tensor, head: str) -> Tensor:
+        """Change the evaluation head's logits at test time (CDMAD's correction). Default: unchanged."""
+        return logits
+
     def bind(self, algorithm: SemiSupervisedAlgorithm) -> None:
         """Called once after all components exist, to find siblings (prototypes need the bank)."""
 
@@ -167,16 +191,33 @@ class Component(nn.Module):
 
 
 class Algorithm(nn.Module):
-    """Interface of every algorithm."""
+    """Interface of every algorithm. Its capabilities are its spec's (`semi.specs.MethodSpec`): the trainer and
+    `semi predict` read them from the algorithm's name alone, before anything is built."""
 
-    uses_unlabeled: bool = True
-    trains_on_true_labels: bool = False
-    """oracle: the labeled set is the labeled + unlabeled pool with true labels."""
-    eval_head: str = "standard"
-    extra_heads: int = 0
-    """Heads the model needs beyond g1 and g2 (CPE: 1, its third expert). A class attribute, so the trainer and
-    `semi predict` build the right model from the algorithm's name alone; they arrive as `ModelOutput.experts`
-    [N, extra_heads, C]. An algorithm that declares extra heads must train all of them (DDP)."""
+    spec: ClassVar[MethodSpec]
+
+    @property
+    def uses_unlabeled(self) -> bool:
+        return self.spec.uses_unlabeled
+
+    @property
+    def trains_on_true_labels(self) -> bool:
+        """oracle: the labeled set is the labeled + unlabeled pool with true labels."""
+        return self.spec.trains_on_true_labels
+
+    @property
+    def eval_head(self) -> str:
+        return self.spec.eval_head
+
+    @property
+    def extra_heads(self) -> int:
+        """Heads the model needs beyond g1 and g2 (CPE: 1, its third expert), as `ModelOutput.experts`
+        [N, extra_heads, C]. An algorithm that declares extra heads must train all of them (DDP)."""
+        return self.spec.extra_heads
+
+    def adjust_eval_logits(self, logits: Tensor, head: str) -> Tensor:
+        """The evaluation head's logits as the method predicts with them (components may correct them)."""
+        return logits
 
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor):
         super().__init__()
@@ -219,6 +260,11 @@ class Algorithm(nn.Module):
         raise NotImplementedError
 
     def diagnostics(self) -> dict[str, object]:
+        return {}
+
+    def truth_diagnostics(self, unlabeled_true_counts: np.ndarray) -> dict[str, object]:
+        """Diagnostics that compare the algorithm's state with the unlabeled pool's hidden class counts (all zero
+        when unknown), logged at each evaluation; never used in training. Default: none."""
         return {}
 
     def labeled_losses(self, out: ModelOutput, y: Tensor) -> dict[str, Tensor]:
@@ -300,18 +346,27 @@ class SemiSupervisedAlgorithm(Algorithm):
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor, components: list[Component]):
         super().__init__(cfg, num_classes, labeled_prior)
         self.components = nn.ModuleList(components)
-        # SeMi lowers the threshold of every mask of the step when it is attached (spec 5.3).
-        self.threshold = cfg.semi.threshold if components else cfg.algorithm.threshold
+        # The mask policy: the base's threshold, unless attached components set one (SeMi lowers every mask of
+        # the step); components that set different thresholds are refused rather than one silently winning.
+        self._threshold_setters = [c for c in components if c.threshold is not None]
+        if len({c.threshold for c in self._threshold_setters}) > 1:
+            raise ValueError("attached components set different mask thresholds: " + ", ".join(
+                f"{type(c).__name__} {c.threshold}" for c in self._threshold_setters))
+        self.threshold = self._threshold_setters[0].threshold if self._threshold_setters else cfg.algorithm.threshold
         for comp in components:
             comp.bind(self)
 
     def threshold_for(self, info: StepInfo) -> float:
-        """tau of every mask of this step. With SeMi attached: semi.threshold (spec 5.3), or with
-        semi.threshold_schedule=after_warmup the base's threshold until the warm-up ends (a Python float: no sync)."""
-        if self.components and self.cfg.semi.threshold_schedule == "after_warmup" \
-                and info.epoch <= self.cfg.semi.warmup_epochs:
-            return self.cfg.algorithm.threshold
-        return self.threshold
+        """tau of every mask of this step (a Python float: no sync): the base's, or what the attached components set
+        (SeMi: semi.threshold, with semi.threshold_schedule=after_warmup only after its warm-up)."""
+        if not self._threshold_setters:
+            return self.threshold
+        return self._threshold_setters[0].mask_threshold(self.cfg.algorithm.threshold, info)
+
+    def adjust_eval_logits(self, logits: Tensor, head: str) -> Tensor:
+        for comp in self.components:
+            logits = comp.adjust_eval_logits(logits, head)
+        return logits
 
     def setup_data(self, pool_size: int, num_labeled: int) -> None:
         for comp in self.components:
@@ -358,7 +413,10 @@ class SemiSupervisedAlgorithm(Algorithm):
 
         losses = self.labeled_losses(lab, y_l)
         with torch.no_grad():
-            pl = self.batch_pseudo_labels(weak.map(Tensor.detach), batch, info, logs)
+            weak_detached = weak.map(Tensor.detach)
+            for comp in self.components:
+                weak_detached = comp.adjust_weak_logits(weak_detached, views, info, logs)
+            pl = self.batch_pseudo_labels(weak_detached, batch, info, logs)
             for comp in self.components:
                 comp.refine(pl, views, info, logs)
             weights = pl.mask_float()

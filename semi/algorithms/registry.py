@@ -1,66 +1,40 @@
-"""Algorithms by name. A name is a base, optionally with '+semi' (SeMi's components attached); 'semi' =
-'dualhead+semi', SeMi on its authors' base (spec 5).
+"""Build an algorithm from its name: the base's class from its spec, the attached components from theirs.
 
-New bases register with `@register_algorithm("name")`; the registry is filled by importing the package
-`semi.algorithms`, whose __init__ imports every algorithm module (a test checks nothing is left out).
+A name is a base optionally followed by components in hook order ('fixmatch+semi', 'dualhead+semi+cdmad'), or an
+alias a spec declares ('semi' = 'dualhead+semi'); `semi.specs` parses it without torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import Tensor
 
-from semi.algorithm_names import ALIASES, ATTACHABLE
+from semi import specs
 from semi.config import Config
-
-_BASES: dict[str, type] = {}
-
-
-def register_algorithm(name: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
-        if name in _BASES:
-            raise ValueError(f"algorithm {name!r} registered twice")
-        _BASES[name] = cls
-        cls.registered_name = name
-        return cls
-
-    return wrap
 
 
 def base_names() -> list[str]:
-    import semi.algorithms  # noqa: F401  (registers the bases)
-
-    return sorted(_BASES)
+    return sorted(s.name for s in specs.all_specs() if s.kind == "base")
 
 
 def parse_algorithm_name(name: str) -> tuple[str, list[str]]:
     """'fixmatch+semi' -> ('fixmatch', ['semi']); raises ValueError naming the allowed values."""
-    bases = base_names()
-    allowed = bases + [f"{b}+semi" for b in bases if getattr(_BASES[b], "accepts_components", False)] + list(ALIASES)
-    full = ALIASES.get(name, name)
-    base, *attached = full.split("+")
-    if base not in _BASES or any(a not in ATTACHABLE for a in attached) or (
-            attached and not getattr(_BASES[base], "accepts_components", False)):
-        raise ValueError(f"{name!r} is not allowed; allowed values: {', '.join(allowed)}")
-    return base, attached
+    base, comps = specs.parse(name)
+    return base.name, [c.name for c in comps]
 
 
 def base_class(name: str) -> type:
-    """The registered base class of an algorithm name ('fixmatch+semi' -> FixMatch)."""
-    return _BASES[parse_algorithm_name(name)[0]]
+    """The base's class of an algorithm name ('fixmatch+semi' -> FixMatch)."""
+    return specs.base_spec(name).load()
 
 
 def build_algorithm(cfg: Config, num_classes: int, labeled_prior: Tensor, embed_dim: int, pool_size: int = 0,
                     num_labeled: int = 0):
     """The algorithm of `cfg.algorithm.name`, its components attached, told the unlabeled pool's size and the
     labeled set's (`Algorithm.setup_data`: per-image state; 0 when unknown, as in unit tests)."""
-    from semi.algorithms.components import build_semi_components
-
-    base, attached = parse_algorithm_name(cfg.algorithm.name)
-    cls = _BASES[base]
-    if getattr(cls, "accepts_components", False):
-        components = build_semi_components(cfg, num_classes, embed_dim) if "semi" in attached else []
+    base, attached = specs.parse(cfg.algorithm.name)
+    cls = base.load()
+    if base.accepts_components:
+        components = [part for spec in attached for part in spec.load()(cfg, num_classes, embed_dim)]
         algorithm = cls(cfg, num_classes, labeled_prior, components)
     else:
         algorithm = cls(cfg, num_classes, labeled_prior)

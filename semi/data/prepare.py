@@ -11,6 +11,7 @@ from semi.config import Config, default_data_root
 from semi.data.protocol import Split, longtail_counts, make_split, unlabeled_counts
 from semi.data.sources.base import ImageData, get_source
 from semi.errors import DataError
+from semi.specs import base_spec
 
 
 @dataclass
@@ -127,7 +128,7 @@ def prepare_data(cfg: Config, data: ImageData | None = None) -> PreparedData:
         images = np.concatenate([images, data.extra_unlabeled])
         all_labels = np.concatenate([labels, np.full(len(data.extra_unlabeled), -1, dtype=np.int64)])
         split.unlabeled = np.concatenate([split.unlabeled, np.arange(n, len(images), dtype=np.int64)])
-    if len(split.unlabeled) == 0 and cfg.algorithm.name not in ("supervised",):
+    if len(split.unlabeled) == 0 and base_spec(cfg.algorithm.name).uses_unlabeled:
         raise DataError("the unlabeled set is empty: raise data.num_unlabeled_max")
     mean, std = data.channel_stats()
     digest = data.files_digest() if data.files else "embedded:" + cfg.data.name

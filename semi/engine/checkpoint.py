@@ -1,6 +1,5 @@
-"""Crash-safe files: write to a temporary file, flush and fsync, then atomically rename over the target.
+"""Checkpoints, written crash-safe (`semi.files`: a killed process leaves the previous file or the new one).
 
-A process killed at any moment leaves either the previous file or the new one, never a half-written one.
 Step checkpoints are `checkpoints/step-NNNNNNN.pt` (the last K kept) and `checkpoints/latest.pt` (a hard
 link to the newest); `--resume auto` takes the newest one that loads, skipping corrupt ones with a warning.
 """
@@ -18,42 +17,9 @@ from typing import Any
 import torch
 
 from semi.errors import CheckpointError, SemiError
+from semi.files import atomic_write_bytes, atomic_write_text, fsync_dir  # noqa: F401  (re-exported)
 
 _STEP_FILE = re.compile(r"step-(\d+)\.pt$")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        reason = exc.strerror or exc
-        raise SemiError(f"could not write {path}: {reason} (the previous file, if any, is intact)") from exc
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -108,7 +74,7 @@ class CheckpointManager:
             except OSError:  # file systems without hard links: a second full write
                 save_checkpoint(tmp, state)
             os.replace(tmp, latest)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)

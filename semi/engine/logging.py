@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from semi.engine.checkpoint import atomic_write_text
+from semi.files import atomic_write_text
 
 
 def _jsonable(value: Any) -> Any:

@@ -19,13 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from semi.algorithms import build_algorithm
+from semi import distributed as dist
 from semi.algorithms.base import StepInfo
-from semi.algorithms.registry import base_class
+from semi.algorithms.registry import build_algorithm
 from semi.config import Config, save_config
 from semi.data.loaders import StepBatches, augmenter_for, make_loader
 from semi.data.prepare import PreparedData, prepare_data
-from semi.engine import distributed as dist
 from semi.engine.checkpoint import CheckpointManager, atomic_write_text, load_checkpoint
 from semi.engine.ema import EMA
 from semi.engine.logging import MetricsLogger, environment, to_json
@@ -36,6 +35,7 @@ from semi.evaluation.evaluate import evaluate_heads, normalize
 from semi.evaluation.metrics import summarize_history, window_means
 from semi.models import build_model
 from semi.runs import check_can_create, new_run_dir
+from semi.specs import base_spec
 
 
 def resolve_device(name: str) -> torch.device:
@@ -145,7 +145,7 @@ class Trainer:
         self.mean = torch.tensor(d.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(d.std, device=self.device).view(1, -1, 1, 1)
 
-        model = build_model(cfg.model, c, in_ch, extra_heads=base_class(cfg.algorithm.name).extra_heads)
+        model = build_model(cfg.model, c, in_ch, extra_heads=base_spec(cfg.algorithm.name).extra_heads)
         if t.sync_bn and self.world_size > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = model.to(self.device)
@@ -155,7 +155,7 @@ class Trainer:
         self.ema = EMA(model, t.ema_decay, t.ema_warmup)
         # The class prior of what the algorithm trains on with labels: the labeled set, or for the oracle the whole
         # pool with its true labels (logit adjustment must use the training set's own prior).
-        train_idx = d.labeled_indices(true_labels=base_class(cfg.algorithm.name).trains_on_true_labels)
+        train_idx = d.labeled_indices(true_labels=base_spec(cfg.algorithm.name).trains_on_true_labels)
         prior = torch.tensor(np.bincount(d.labels[train_idx], minlength=c), dtype=torch.float64)
         self.algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim, pool_size=len(d.split.unlabeled),
                                          num_labeled=len(train_idx)).to(self.device)
@@ -452,13 +452,7 @@ class Trainer:
         window = window_means(self._eval_window.sums(), self._eval_window.steps)  # e.g. mask rates, proto accuracy
         self._eval_window.reset()  # in place: the loop's StepTotals holds this object
         record = {**self.history[-1], **({} if pl is None else pl), **diag, **window}
-        if "acr_unlabeled_estimate" in diag:
-            true = self.data.unlabeled_true_counts().astype(np.float64)
-            if true.sum() > 0:
-                from semi.algorithms.acr import symmetric_kl
-
-                record["acr_estimate_kl_to_true"] = float(symmetric_kl(
-                    torch.tensor(diag["acr_unlabeled_estimate"]), torch.tensor(true / true.sum())))
+        record.update(self.algorithm.truth_diagnostics(self.data.unlabeled_true_counts().astype(np.float64)))
         logger.log("eval", self.step, record)
         self.last_eval = {**ev, "pseudo_labels": pl, "diagnostics": record}
         # best_val first: the step checkpoint must carry it, or a resume from it would re-pick a worse "best"

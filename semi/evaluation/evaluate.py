@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semi.engine.distributed import all_reduce_sum, rank, world_size
+from semi.distributed import all_reduce_sum, rank, world_size
 from semi.evaluation.metrics import metrics_from_confusion
 
 

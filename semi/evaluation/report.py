@@ -34,6 +34,7 @@ from matplotlib.ticker import LogFormatter
 
 from semi.errors import SemiError
 from semi.evaluation.metrics import class_groups, summarize_history
+from semi.specs import base_spec, offers_figure
 
 DPI = 100
 LOSS_NAMES = {
@@ -712,8 +713,17 @@ SEMI_KEYS = ("bank_purity", "window_proto_acc", "window_classifier_acc", "window
 
 
 def _has_semi(algo: str) -> bool:
-    """Whether an algorithm name attaches SeMi's components ('semi' = 'dualhead+semi', or '<base>+semi')."""
-    return algo == "semi" or algo.endswith("+semi")
+    """Whether an algorithm name's methods offer SeMi's figures ('semi' = 'dualhead+semi', '<base>+semi')."""
+    return offers_figure(algo, "semi_parts")
+
+
+def _known(algo: str) -> bool:
+    """Whether an algorithm name parses (a run's name may come from another version of semi)."""
+    try:
+        base_spec(algo)
+    except ValueError:
+        return False
+    return True
 
 
 def _eval_records(run: RunData) -> list[dict[str, Any]]:
@@ -873,15 +883,15 @@ def _why_absent(run: RunData, name: str) -> str:
         return "needs results.json (written when the run finishes; metrics.jsonl does not hold it)" \
             if run.results is None else "not in results.json"
     if name == "pseudo_label_quality.png":
-        if algo in ("supervised", "oracle"):
+        if algo != "unknown" and _known(algo) and not base_spec(algo).uses_unlabeled:
             return f"{algo} makes no pseudo-labels"
         return f"per-class pseudo-label statistics {wait}"
     if name == "acr_distribution.png":
-        if algo != "unknown" and not algo.startswith("acr"):  # semi = dualhead+semi: no estimate
+        if algo != "unknown" and not offers_figure(algo, "acr_estimate"):  # semi = dualhead+semi: no estimate
             return f"{algo} is not ACR-based"
         return f"ACR's estimate {wait}"
     if name == "memory_bank.png":
-        if algo != "unknown" and not algo.endswith("semi"):
+        if algo != "unknown" and not _has_semi(algo):
             return f"{algo} has no SeMi memory bank"
         if run.cfg("semi", "memory_bank", True) is False:
             return "the memory bank is switched off (semi.memory_bank=false)"
@@ -952,7 +962,8 @@ def _summary_rows(run: RunData) -> list[tuple[str, str]]:
         rows.append(("Mask rate / pseudo-label accuracy (last window)",
                      f"{_fmt(100 * _num(mask), 1, '%')} / {_fmt(100 * _num(pl_acc), 1, '%')}"))
     else:
-        rows.append(("Mask rate", "n/a" + (" (no pseudo-labels)" if run.algorithm in ("supervised", "oracle") else "")))
+        no_pl = _known(run.algorithm) and not base_spec(run.algorithm).uses_unlabeled
+        rows.append(("Mask rate", "n/a" + (" (no pseudo-labels)" if no_pl else "")))
     steps, planned = run.steps, run.planned_steps
     text = "n/a" if steps is None else f"{steps}" + (f" of {planned}" if planned else "")
     secs = (run.results or {}).get("train_seconds")

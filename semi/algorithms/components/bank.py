@@ -6,12 +6,13 @@ import torch
 from torch import Tensor
 
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
+from semi.algorithms.components import SemiConfig
 from semi.algorithms.components.memory_bank import ClassBalancedMemoryBank
-from semi.config import SemiConfig
-from semi.engine.distributed import all_gather_cat
+from semi.algorithms.components.threshold import SemiThreshold
+from semi.distributed import all_gather_cat
 
 
-class MemoryBankComponent(Component):
+class MemoryBankComponent(SemiThreshold, Component):
     def __init__(self, cfg: SemiConfig, num_classes: int, embed_dim: int):
         super().__init__()
         self.cfg = cfg

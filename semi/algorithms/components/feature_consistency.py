@@ -7,8 +7,9 @@ import torch
 from torch import Tensor
 
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
-from semi.config import SemiConfig
-from semi.engine.distributed import all_reduce_sum, world_size
+from semi.algorithms.components import SemiConfig
+from semi.algorithms.components.threshold import SemiThreshold
+from semi.distributed import all_reduce_sum, world_size
 
 
 def consistency_loss(z_weak: Tensor, z_strong: Tensor, centre: Tensor, rejected: Tensor, t_p: float,
@@ -23,7 +24,7 @@ def consistency_loss(z_weak: Tensor, z_strong: Tensor, centre: Tensor, rejected:
     return (log_student * target).sum(), teacher
 
 
-class FeatureConsistencyComponent(Component):
+class FeatureConsistencyComponent(SemiThreshold, Component):
     def __init__(self, cfg: SemiConfig, embed_dim: int):
         super().__init__()
         self.cfg = cfg

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views
-from semi.config import SemiConfig
-from semi.engine.distributed import all_reduce_sum
+from semi.algorithms.components import SemiConfig
+from semi.algorithms.components.threshold import SemiThreshold
+from semi.distributed import all_reduce_sum
 
 
 def entropy_weights(p: Tensor, strength: float) -> Tensor:
@@ -18,7 +19,7 @@ def entropy_weights(p: Tensor, strength: float) -> Tensor:
     return torch.special.entr(p).sum(dim=1).mul_(strength / math.log(p.shape[1])).add_(1 - strength)
 
 
-class OHEMLComponent(Component):
+class OHEMLComponent(SemiThreshold, Component):
     def __init__(self, cfg: SemiConfig, num_classes: int):
         super().__init__()
         self.cfg = cfg

@@ -15,9 +15,10 @@ import torch
 from torch import Tensor
 
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views, log_hits
+from semi.algorithms.components import SemiConfig
 from semi.algorithms.components.bank import MemoryBankComponent
-from semi.config import SemiConfig
-from semi.engine.distributed import all_reduce_sum, world_size
+from semi.algorithms.components.threshold import SemiThreshold
+from semi.distributed import all_reduce_sum, world_size
 
 Similarity = Literal["euclidean", "cosine"]
 """euclidean: -||z - c||_2 (SeMi, unnormalised embeddings); cosine: z.c / (||z|| ||c||) (DASO)."""
@@ -75,7 +76,7 @@ def blend(p: Tensor, q: Tensor, a: Tensor) -> Tensor:
     return mixed / mixed.sum(dim=1, keepdim=True)
 
 
-class PrototypeComponent(Component):
+class PrototypeComponent(SemiThreshold, Component):
     def __init__(self, cfg: SemiConfig, num_classes: int):
         super().__init__()
         self.cfg = cfg

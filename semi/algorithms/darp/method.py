@@ -31,10 +31,10 @@ import torch
 from torch import Tensor
 
 from semi.algorithms.base import PseudoLabels, StepInfo
+from semi.algorithms.darp import SPEC, DarpConfig
 from semi.algorithms.fixmatch import FixMatch
-from semi.algorithms.registry import register_algorithm
-from semi.config import Config, DarpConfig
-from semi.engine.distributed import all_gather_cat
+from semi.config import Config
+from semi.distributed import all_gather_cat
 from semi.models.heads import ModelOutput
 
 
@@ -121,10 +121,10 @@ def refine_pseudo_labels(probs: Tensor, target: Tensor, cfg: DarpConfig) -> Tens
     return solve_darp(remove_noise(probs.float(), target.float(), cfg.alpha), target, cfg)
 
 
-@register_algorithm("darp")
 class DARP(FixMatch):
     """FixMatch whose pseudo-labels, after the warm-up, are DARP's refined labels of the whole unlabeled pool."""
 
+    spec = SPEC
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor, components: list):
         super().__init__(cfg, num_classes, labeled_prior, components)
         self._labeled_prior = labeled_prior.float() / labeled_prior.sum()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 
 from semi.algorithms.base import PseudoLabels, SemiSupervisedAlgorithm, StepInfo
-from semi.algorithms.registry import register_algorithm
+from semi.algorithms.fixmatch import SPEC
 from semi.models.heads import ModelOutput
 
 
-@register_algorithm("fixmatch")
 class FixMatch(SemiSupervisedAlgorithm):
-    accepts_components = True
+    spec = SPEC
 
     def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
         p = torch.softmax(weak.logits.float() / self.cfg.algorithm.temperature, dim=1)

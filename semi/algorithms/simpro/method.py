@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from semi.algorithms.base import PseudoLabels, SemiSupervisedAlgorithm, StepInfo, Views
-from semi.algorithms.registry import register_algorithm
+from semi.algorithms.simpro import SPEC
 from semi.config import Config
-from semi.engine.distributed import all_reduce_sum, world_size
+from semi.distributed import all_reduce_sum, world_size
 from semi.models.heads import ModelOutput
 
 
@@ -63,10 +63,8 @@ def loader_ratio(pool_size: int, num_labeled: int, batch_size: int, mu: int, ran
     return max(u_len, 1) / max(l_len, 1)
 
 
-@register_algorithm("simpro")
 class SimPro(SemiSupervisedAlgorithm):
-    accepts_components = True
-    eval_head = "standard"  # the raw head is SimPro's balanced classifier
+    spec = SPEC
 
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor, components: list):
         super().__init__(cfg, num_classes, labeled_prior, components)

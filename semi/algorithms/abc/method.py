@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from semi.algorithms.abc import SPEC
 from semi.algorithms.base import StepInfo, Views
 from semi.algorithms.fixmatch import FixMatch
-from semi.algorithms.registry import register_algorithm
 from semi.config import Config
 from semi.data.loaders import _seed as mix_seed
-from semi.engine.distributed import rank
+from semi.distributed import rank
 from semi.models.heads import ModelOutput
 
 _ABC_STREAM = 0xABC
@@ -79,10 +79,8 @@ def abc_losses(lab: ModelOutput, weak_balanced: Tensor, strong_balanced: tuple[T
     return {"abc_sup": sup, "abc_unsup": unsup}, masks  # type: ignore[dict-item]
 
 
-@register_algorithm("abc")
 class ABC(FixMatch):
-    accepts_components = True
-    eval_head = "balanced"
+    spec = SPEC
 
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor, components: list):
         super().__init__(cfg, num_classes, labeled_prior, components)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from semi.algorithms.base import PseudoLabels, SemiSupervisedAlgorithm, StepInfo, Views
-from semi.algorithms.registry import register_algorithm
+from semi.algorithms.cpe import SPEC
 from semi.config import Config
 from semi.models.heads import ModelOutput
 
@@ -60,11 +60,8 @@ def ensemble_probs(weak: ModelOutput, temperature: float = 1.0) -> Tensor:
     return torch.softmax(expert_logits(weak).float() / temperature, dim=2).mean(dim=1)
 
 
-@register_algorithm("cpe")
 class CPE(SemiSupervisedAlgorithm):
-    accepts_components = True
-    eval_head = "balanced"
-    extra_heads = 1
+    spec = SPEC
 
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor, components: list):
         super().__init__(cfg, num_classes, labeled_prior, components)

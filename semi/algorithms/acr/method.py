@@ -10,14 +10,15 @@ the symmetric KL is halved; the estimate's EMA rate is 0.99 (ACR's published com
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from semi.algorithms.acr import SPEC
 from semi.algorithms.base import PseudoLabels, StepInfo, Views
 from semi.algorithms.dual_head import DualHead
-from semi.algorithms.registry import register_algorithm
 from semi.config import Config
-from semi.engine.distributed import all_reduce_sum
+from semi.distributed import all_reduce_sum
 
 
 def symmetric_kl(p: Tensor, q: Tensor, eps: float = 1e-12) -> Tensor:
@@ -45,8 +46,8 @@ def count_presence(hist: Tensor) -> Tensor:
     return (hist > 0).float()
 
 
-@register_algorithm("acr")
 class ACR(DualHead):
+    spec = SPEC
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor, components: list):
         super().__init__(cfg, num_classes, labeled_prior, components)
         prior = labeled_prior.float() / labeled_prior.sum()
@@ -112,3 +113,11 @@ class ACR(DualHead):
         out["acr_tau1"] = float(self.tau1)
         out["acr_unlabeled_estimate"] = [float(v) for v in self.u_estimate]
         return out
+
+    def truth_diagnostics(self, unlabeled_true_counts: np.ndarray) -> dict[str, object]:
+        """The symmetric KL of the estimate to the unlabeled pool's true class distribution."""
+        true = unlabeled_true_counts
+        if true.sum() <= 0:
+            return {}
+        estimate = self.u_estimate.detach().cpu()
+        return {"acr_estimate_kl_to_true": float(symmetric_kl(estimate, torch.tensor(true / true.sum())))}

@@ -53,10 +53,10 @@ from torch import Tensor, nn
 from semi.algorithms.base import Component, PseudoLabels, StepInfo, StepResult, Views, log_hits
 from semi.algorithms.components.feature_queue import ClassFeatureQueue
 from semi.algorithms.components.prototypes import absent_bias, blend, cosine_logits, scaled_directions
+from semi.algorithms.daso import SPEC
 from semi.algorithms.fixmatch import FixMatch
-from semi.algorithms.registry import register_algorithm
 from semi.config import Config
-from semi.engine.distributed import all_gather_cat, all_reduce_sum
+from semi.distributed import all_gather_cat, all_reduce_sum
 from semi.models.heads import ModelOutput
 
 
@@ -105,11 +105,10 @@ def batch_statistics(model: nn.Module) -> Iterator[None]:
             m.track_running_stats = tracking
 
 
-@register_algorithm("daso")
 class DASO(FixMatch):
     """FixMatch with DASO's blended pseudo-label and semantic alignment loss (see the module docstring)."""
 
-    accepts_components = True
+    spec = SPEC
 
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor, components: list[Component]):
         super().__init__(cfg, num_classes, labeled_prior, components)

@@ -9,12 +9,11 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from semi.algorithms.base import Algorithm, StepInfo, StepResult
-from semi.algorithms.registry import register_algorithm
+from semi.algorithms.supervised import ORACLE_SPEC, SPEC
 
 
-@register_algorithm("supervised")
 class Supervised(Algorithm):
-    uses_unlabeled = False
+    spec = SPEC
 
     @property
     def trains_balanced_head(self) -> bool:
@@ -27,12 +26,11 @@ class Supervised(Algorithm):
         return StepResult(loss, losses, {})
 
 
-@register_algorithm("oracle")
 class Oracle(Supervised):
     """Upper bound: every image of the pool with its true label (the loader builds that labeled set; the trainer
     gives it that set's class prior)."""
 
-    trains_on_true_labels = True
+    spec = ORACLE_SPEC
 
     @property
     def balanced_tau(self) -> float:

@@ -13,14 +13,12 @@ import torch
 from torch import Tensor
 
 from semi.algorithms.base import PseudoLabels, SemiSupervisedAlgorithm, StepInfo, Views, strong_views_ce
-from semi.algorithms.registry import register_algorithm
+from semi.algorithms.dual_head import SPEC
 from semi.models.heads import ModelOutput
 
 
-@register_algorithm("dualhead")
 class DualHead(SemiSupervisedAlgorithm):
-    accepts_components = True
-    eval_head = "balanced"
+    spec = SPEC
 
     @property
     def trains_balanced_head(self) -> bool:

@@ -1,0 +1,67 @@
+"""CPE (Ma et al., AAAI 2024): three logit-adjusted experts for consistent, uniform and reversed unlabeled priors.
+
+The spec and options, torch-free; the code is in `method.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal  # noqa: F401
+
+from semi.specs import MethodSpec, lazy_attributes, register
+
+if TYPE_CHECKING:
+    from semi.config import Config
+
+
+@dataclass
+class CpeConfig:
+    """CPE (Ma et al., AAAI 2024): three experts on one embedding, logit-adjusted for three unlabeled priors."""
+
+    tau_consistent: float = 0.0
+    """Logit adjustment of expert 1 (the standard head g1) in its labeled loss CE(g + tau log pi, y)."""
+    tau_uniform: float = 2.0
+    """... of expert 2 (the balanced head g2, used for prediction as in the authors' code)."""
+    tau_reversed: float = 4.0
+    """... of expert 3 (the model's extra head)."""
+    medium_from: float = 0.2
+    """Class groups of the authors' classwise-BN loss weights, as a share of the classes: pseudo-labels of class
+    index >= round(medium_from * C) count twice, >= round(tail_from * C) three times (their CIFAR-10 configs:
+    cut 2 and 4 of 10, i.e. 0.2 / 0.4; CIFAR-100: 35 and 70 of 100, i.e. 0.35 / 0.7)."""
+    tail_from: float = 0.4
+    group_weights: bool = True
+    """Weight each masked pseudo-label by its class group (1, 2 or 3) and normalise by the weights' sum, which is
+    the authors' loss with its three BN branches collapsed into one; false: the plain mean over masked samples."""
+    pseudo_labels: Literal["own", "ensemble"] = "own"
+    """own: each expert trains on its own weak-view pseudo-labels (the authors' code); ensemble: all three train
+    on the argmax of the mean of the experts' softmaxes, masked by its confidence (ours, an option)."""
+
+
+def check(cfg: Config) -> list[str]:
+    p: list[str] = []
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            p.append(msg)
+
+    c = cfg.cpe
+    need(0 <= c.medium_from <= c.tail_from <= 1,
+         f"cpe.medium_from, cpe.tail_from: need 0 <= medium_from <= tail_from <= 1, got {c.medium_from}, {c.tail_from}")
+    return p
+
+
+SPEC = register(MethodSpec(
+    name="cpe",
+    kind="base",
+    summary="CPE: three logit-adjusted experts for three unlabeled priors",
+    implementation="semi.algorithms.cpe.method:CPE",
+    section="cpe",
+    config=CpeConfig,
+    check=check,
+    accepts_components=True,
+    eval_head="balanced",
+    extra_heads=1,
+    reference="Ma et al., AAAI 2024; machengcheng2016/CPE-LTSSL",
+))
+
+__getattr__ = lazy_attributes(__name__)

@@ -1,0 +1,77 @@
+"""DARP (Kim et al., NeurIPS 2020) on FixMatch: pseudo-labels of the whole unlabeled pool refined so that their class
+totals match a target distribution.
+
+The spec and options, torch-free; the code is in `method.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal  # noqa: F401
+
+from semi.specs import MethodSpec, lazy_attributes, register
+
+if TYPE_CHECKING:
+    from semi.config import Config
+
+
+@dataclass
+class DarpConfig:
+    """DARP (Kim et al., NeurIPS 2020) on FixMatch: refined pseudo-labels of the whole unlabeled pool, solved
+    periodically so that their class totals match a target distribution (algorithm.name=darp)."""
+
+    warmup: float = 0.4
+    """DARP starts when the epoch index exceeds warmup * train.epochs (the authors' commands: --warm 200 of 500
+    epochs); before that it is FixMatch."""
+    solve_every: int = 10
+    """Steps between solves, counted from each epoch's first step (the authors' --num_iter: 10 for CIFAR-10, 100
+    for CIFAR-100 and STL-10). Between solves an image's target is its refined label from the last solve."""
+    target: Literal["labeled_prior", "uniform"] = "labeled_prior"
+    """The class distribution the refined labels must match, times the pool size: the labeled set's (the authors'
+    code without --est) or uniform."""
+    alpha: float = 2.0
+    """Noise removal before the solve: each class k keeps only its floor(alpha * target_k) most probable images
+    (the authors' --alpha)."""
+    iterations: int = 10
+    """Outer iterations T of the coordinate ascent (the authors' --iter_T: 10; 20 for CIFAR-100 and STL-10)."""
+    root_finder: Literal["secant", "newton"] = "secant"
+    """How each class's dual variable is solved within an iteration: the authors' code calls scipy's newton without
+    a derivative, which is the secant method, from the previous solution; newton uses the analytic derivative
+    (Newton's method, as the paper names it) and a tight tolerance."""
+    tolerance: float = 0.1
+    """Stopping tolerance of the secant steps on the dual variable (the authors': 0.1 for CIFAR-10, 0.3 for
+    CIFAR-100 and STL-10); root_finder=newton uses 1e-10 instead."""
+    root_iterations: int = 30
+    """At most this many secant / Newton steps per class and iteration (the authors': 30)."""
+
+
+def check(cfg: Config) -> list[str]:
+    p: list[str] = []
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            p.append(msg)
+
+    dp = cfg.darp
+    need(dp.warmup >= 0, f"darp.warmup: must be >= 0, got {dp.warmup}")
+    need(dp.solve_every >= 1, f"darp.solve_every: must be >= 1, got {dp.solve_every}")
+    need(dp.alpha > 0, f"darp.alpha: must be > 0, got {dp.alpha}")
+    need(dp.iterations >= 1, f"darp.iterations: must be >= 1, got {dp.iterations}")
+    need(dp.tolerance > 0, f"darp.tolerance: must be > 0, got {dp.tolerance}")
+    need(dp.root_iterations >= 1, f"darp.root_iterations: must be >= 1, got {dp.root_iterations}")
+    return p
+
+
+SPEC = register(MethodSpec(
+    name="darp",
+    kind="base",
+    summary="DARP on FixMatch: pool pseudo-labels refined to match a class distribution",
+    implementation="semi.algorithms.darp.method:DARP",
+    section="darp",
+    config=DarpConfig,
+    check=check,
+    accepts_components=True,
+    reference="Kim et al., NeurIPS 2020; bbuing9/DARP",
+))
+
+__getattr__ = lazy_attributes(__name__)

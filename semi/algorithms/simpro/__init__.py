@@ -1,0 +1,60 @@
+"""SimPro (Du et al., ICML 2024): EM estimates of the unknown unlabeled class prior and Bayes-optimal pseudo-labels from
+a logit-adjusted head.
+
+The spec and options, torch-free; the code is in `method.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal  # noqa: F401
+
+from semi.specs import MethodSpec, lazy_attributes, register
+
+if TYPE_CHECKING:
+    from semi.config import Config
+
+
+@dataclass
+class SimProConfig:
+    """SimPro (Du et al., ICML 2024): an EM estimate of the unknown unlabeled class prior and Bayes-optimal
+    pseudo-labels from a logit-adjusted head (algorithm.name=simpro)."""
+
+    tau: float = 2.0
+    """Strength of the logit adjustments log(prior^tau) (the authors' scripts: 2.0 for CIFAR-10 and STL-10, 1.0
+    for CIFAR-100 and ImageNet-127)."""
+    momentum: float = 0.9
+    """EMA rate of the per-epoch prior updates (the authors' ema_u)."""
+    soft_targets: bool = True
+    """Train the unlabeled loss on the soft pseudo-label distribution (the authors' code); false: its argmax."""
+    labeled_loss_scale: Literal["loader_ratio", "none"] = "loader_ratio"
+    """loader_ratio: divide the labeled loss by (unlabeled batches per pass) / (labeled batches per pass), as the
+    authors' code does (its probabilistic model weighs the two sets by their sizes); none: weight 1."""
+
+
+def check(cfg: Config) -> list[str]:
+    p: list[str] = []
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            p.append(msg)
+
+    sp = cfg.simpro
+    need(sp.tau >= 0, f"simpro.tau: must be >= 0, got {sp.tau}")
+    need(0 <= sp.momentum < 1, f"simpro.momentum: must be in [0, 1), got {sp.momentum}")
+    return p
+
+
+SPEC = register(MethodSpec(
+    name="simpro",
+    kind="base",
+    summary="SimPro: EM estimate of the unlabeled prior, Bayes-optimal pseudo-labels",
+    implementation="semi.algorithms.simpro.method:SimPro",
+    section="simpro",
+    config=SimProConfig,
+    check=check,
+    accepts_components=True,
+    reference="Du et al., ICML 2024; LeapLabTHU/SimPro",
+))
+
+__getattr__ = lazy_attributes(__name__)
