@@ -47,7 +47,7 @@ def load_model(checkpoint: str | Path, device: str = "auto", head: str | None = 
     from semi.engine.checkpoint import load_checkpoint
     from semi.engine.trainer import resolve_device
     from semi.models import build_model
-    from semi.specs import base_spec
+    from semi.specs import base_spec, evaluation_model
 
     path = Path(checkpoint)
     state = load_checkpoint(path)
@@ -72,6 +72,7 @@ def load_model(checkpoint: str | Path, device: str = "auto", head: str | None = 
     model = model.to(dev).eval()
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model = evaluation_model(cfg.algorithm.name, model, cfg).eval()  # e.g. CDMAD's test-time correction
     return LoadedModel(model, head, tuple(pre["mean"]), tuple(pre["std"]), shape,  # type: ignore[arg-type]
                        list(pre["class_names"]), pre.get("source", cfg.data.name), dev, cfg.train.channels_last,
                        int(state["step"]), state["config"])

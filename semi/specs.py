@@ -52,6 +52,9 @@ class MethodSpec:
     """Heads the model needs beyond g1 and g2 (CPE: its third expert)."""
     aliases: Mapping[str, str] = field(default_factory=dict)
     """Short names that expand to full compositions ('semi' -> 'dualhead+semi')."""
+    eval_model: str | Callable[[Any], Any] | None = None
+    """A function (model, cfg) -> model applied to the EMA model wherever it predicts: evaluation, `semi predict`, `semi
+    export` (CDMAD: the logits minus those of a pattern-less image). 'module:function' or the function."""
     figures: tuple[str, ...] = ()
     """Report figures this method's runs can draw (names known to `semi.evaluation.report`)."""
     reference: str = ""
@@ -59,11 +62,14 @@ class MethodSpec:
 
     def load(self) -> Any:
         """The implementation (importing its module on first use)."""
-        impl = self.implementation
-        if callable(impl):
-            return impl
-        module, _, attr = impl.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _resolve(self.implementation)
+
+
+def _resolve(ref: str | Callable[..., Any]) -> Any:
+    if callable(ref):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 _SPECS: dict[str, MethodSpec] = {}
@@ -168,6 +174,16 @@ def offers_figure(name: str, figure: str) -> bool:
     except ValueError:
         return False
     return any(figure in s.figures for s in (base, *comps))
+
+
+def evaluation_model(name: str, model: Any, cfg: Any) -> Any:
+    """The model an algorithm name predicts with: `model` passed through the `eval_model` of its base and
+    components (in that order); `model` itself when none declares one."""
+    base, comps = parse(name)
+    for s in (base, *comps):
+        if s.eval_model is not None:
+            model = _resolve(s.eval_model)(model, cfg)
+    return model
 
 
 def sections() -> list[tuple[str, type]]:

@@ -63,9 +63,13 @@ def _run_ddp(overrides: list[str], out: Path, resume: str | None = None) -> list
     return [torch.load(f"{out}.rank{r}") for r in range(2)]
 
 
-@pytest.mark.parametrize("name", ["semi"])
-def test_two_ranks_hold_identical_banks_and_weights(tmp_path, name):
-    rank0, rank1 = _run_ddp(_overrides(tmp_path, name, "ddp"), tmp_path / "state")
+@pytest.mark.parametrize("name, extra", [
+    ("semi", {}),
+    # CDMAD probes each rank's training model in train mode (per-rank BatchNorm statistics, left out above)
+    ("dualhead+semi+cdmad", {"cdmad.threshold": "null", "cdmad.warmup_epochs": 0}),
+])
+def test_two_ranks_hold_identical_banks_and_weights(tmp_path, name, extra):
+    rank0, rank1 = _run_ddp(_overrides(tmp_path, name, "ddp", **extra), tmp_path / "state")
     assert rank0.keys() == rank1.keys()
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key

@@ -64,6 +64,9 @@ class PseudoLabels:
     raw_probs: Tensor
     threshold: float
     raw_opens_mask: bool = True
+    soft_targets: bool = False
+    """The unlabeled loss learns the whole distribution `probs` of each accepted image instead of its argmax
+    (CDMAD's released code; a component may switch it on)."""
     target: Tensor = field(init=False)
     confidence: Tensor = field(init=False)
     mask: Tensor = field(init=False)
@@ -118,6 +121,9 @@ class Views:
     weak: ModelOutput
     strong: tuple[ModelOutput, ModelOutput]
     both_strong: ModelOutput | None = None
+    weak_targets: ModelOutput | None = None
+    """The weak view's detached outputs that targets are formed from, after the components' `adjust_weak_logits`
+    (CDMAD's debiasing); set by the training step before pseudo-labelling. None: `weak` detached."""
     """Both strong views stacked, [2n, ...] (the first view's rows, then the second's): in a training step one
     split of the forward pass's output (`strong` splits it again), so losses and components that treat the two
     views alike (the unlabeled losses, SeMi's bank, feature consistency) run each op once, without a copy.
@@ -132,6 +138,10 @@ class Views:
         halves = [None if t is None else t.split([n, n]) for t in both]
         strong = tuple(ModelOutput(*(None if h is None else h[i] for h in halves)) for i in range(2))
         return cls(labeled, weak, strong, both)
+
+    def targets_source(self) -> ModelOutput:
+        """The weak view's outputs for forming targets (detached; adjusted by components where they do)."""
+        return self.weak_targets if self.weak_targets is not None else self.weak.map(Tensor.detach)
 
     def strong_stacked(self) -> ModelOutput:
         if self.both_strong is None:
@@ -158,15 +168,17 @@ class Component(nn.Module):
         classifier's bias measured on a pattern-less image). Default: unchanged."""
         return weak
 
-    def adjust_eval_logits(self, logits: Tensor, head: str) -> Tensor:
-        """Change the evaluation head's logits at test time (CDMAD's correction). Default: unchanged."""
-        return logits
-
     def bind(self, algorithm: SemiSupervisedAlgorithm) -> None:
         """Called once after all components exist, to find siblings (prototypes need the bank)."""
 
     def setup_data(self, pool_size: int, num_labeled: int) -> None:
         """See `Algorithm.setup_data`."""
+
+    @torch.no_grad()
+    def before_forward(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo,
+                       logs: dict[str, Tensor]) -> None:
+        """Called at the start of each training step with the training model, before its forward pass (CDMAD
+        probes the classifier with a pattern-less image here)."""
 
     def on_epoch_start(self, epoch: int) -> None:
         pass
@@ -215,9 +227,6 @@ class Algorithm(nn.Module):
         [N, extra_heads, C]. An algorithm that declares extra heads must train all of them (DDP)."""
         return self.spec.extra_heads
 
-    def adjust_eval_logits(self, logits: Tensor, head: str) -> Tensor:
-        """The evaluation head's logits as the method predicts with them (components may correct them)."""
-        return logits
 
     def __init__(self, cfg: Config, num_classes: int, labeled_prior: Tensor):
         super().__init__()
@@ -340,6 +349,13 @@ def strong_views_ce(both_logits: Tensor, target: Tensor, weights: Tensor) -> Ten
     return (ce.view(2, -1) * weights).mean()
 
 
+def strong_views_soft_ce(both_logits: Tensor, probs: Tensor, weights: Tensor) -> Tensor:
+    """As `strong_views_ce` against soft targets: mean over both strong views and the batch of
+    weights_b * (-sum_k probs_bk log softmax(logits)_bk)."""
+    ce = -(torch.cat([probs, probs]) * torch.log_softmax(both_logits.float(), dim=1)).sum(1)
+    return (ce.view(2, -1) * weights).mean()
+
+
 class SemiSupervisedAlgorithm(Algorithm):
     """The shared FixMatch-style step. Subclasses define the base pseudo-labels and any extra base terms."""
 
@@ -363,10 +379,6 @@ class SemiSupervisedAlgorithm(Algorithm):
             return self.threshold
         return self._threshold_setters[0].mask_threshold(self.cfg.algorithm.threshold, info)
 
-    def adjust_eval_logits(self, logits: Tensor, head: str) -> Tensor:
-        for comp in self.components:
-            logits = comp.adjust_eval_logits(logits, head)
-        return logits
 
     def setup_data(self, pool_size: int, num_labeled: int) -> None:
         for comp in self.components:
@@ -392,9 +404,13 @@ class SemiSupervisedAlgorithm(Algorithm):
 
     def unlabeled_loss(self, views: Views, pl: PseudoLabels, weights: Tensor) -> Tensor:
         """L_u of the standard head on the two strong views, before lambda_u: the mean over the whole batch of
-        weights * CE (weights = mask times the components' sample weights), averaged over the views. A base that
-        normalises differently (CPE: over the masked samples) overrides this."""
-        return strong_views_ce(views.strong_stacked().logits, pl.target, weights)
+        weights * CE (weights = mask times the components' sample weights), averaged over the views; against the
+        hard target, or with `pl.soft_targets` the whole distribution. A base that normalises differently (CPE:
+        over the masked samples) overrides this."""
+        both = views.strong_stacked().logits
+        if pl.soft_targets:
+            return strong_views_soft_ce(both, pl.probs, weights)
+        return strong_views_ce(both, pl.target, weights)
 
     def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -404,19 +420,23 @@ class SemiSupervisedAlgorithm(Algorithm):
         x_l, y_l = batch["x_l"], batch["y_l"]
         u_w, u_s1, u_s2 = batch["u_w"], batch["u_s1"], batch["u_s2"]
         b, n = len(x_l), len(u_w)
+        logs: dict[str, Tensor] = {}
+        self.before_forward(model, batch, info)
+        for comp in self.components:
+            comp.before_forward(model, batch, info, logs)
         # One forward pass over every view: batch-norm statistics over the whole batch (spec section 2).
         # `x_all`: the four views already stacked by the trainer (Trainer.to_device); batches built by hand lack it
         x_all = batch.get("x_all")
         views = Views.of_batch(model(x_all if x_all is not None else torch.cat([x_l, u_w, u_s1, u_s2])), b, n)
         lab, weak = views.labeled, views.weak
-        logs: dict[str, Tensor] = {}
 
         losses = self.labeled_losses(lab, y_l)
         with torch.no_grad():
-            weak_detached = weak.map(Tensor.detach)
+            weak_targets = weak.map(Tensor.detach)
             for comp in self.components:
-                weak_detached = comp.adjust_weak_logits(weak_detached, views, info, logs)
-            pl = self.batch_pseudo_labels(weak_detached, batch, info, logs)
+                weak_targets = comp.adjust_weak_logits(weak_targets, views, info, logs)
+            views.weak_targets = weak_targets
+            pl = self.batch_pseudo_labels(weak_targets, batch, info, logs)
             for comp in self.components:
                 comp.refine(pl, views, info, logs)
             weights = pl.mask_float()
@@ -436,6 +456,9 @@ class SemiSupervisedAlgorithm(Algorithm):
                 comp.observe(pl, views, batch, info, logs)
         loss = torch.stack(list(losses.values())).sum()
         return StepResult(loss, losses, logs)
+
+    def before_forward(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> None:
+        """Base work at the start of a step, before the forward pass (DASO queues the labeled features here)."""
 
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:

@@ -35,7 +35,7 @@ from semi.evaluation.evaluate import evaluate_heads, normalize
 from semi.evaluation.metrics import summarize_history, window_means
 from semi.models import build_model
 from semi.runs import check_can_create, new_run_dir
-from semi.specs import base_spec
+from semi.specs import base_spec, evaluation_model
 
 
 def resolve_device(name: str) -> torch.device:
@@ -153,6 +153,7 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.ema = EMA(model, t.ema_decay, t.ema_warmup)
+        self.eval_model = evaluation_model(cfg.algorithm.name, self.ema.module, cfg)  # what predicts
         # The class prior of what the algorithm trains on with labels: the labeled set, or for the oracle the whole
         # pool with its true labels (logit adjustment must use the training set's own prior).
         train_idx = d.labeled_indices(true_labels=base_spec(cfg.algorithm.name).trains_on_true_labels)
@@ -470,10 +471,10 @@ class Trainer:
         head = self.algorithm.eval_head
         dist.broadcast_buffers(self.ema.module)
         args = (d.num_classes, self.labeled_counts, self.mean, self.std, self.device, self.cfg.train.channels_last)
-        heads = evaluate_heads(self.ema.module, d.test_images, d.test_labels, *args)
+        heads = evaluate_heads(self.eval_model, d.test_images, d.test_labels, *args)
         out: dict[str, Any] = {**heads[head], "head_used": head, "heads": heads}
         if len(d.split.validation):
-            val = evaluate_heads(self.ema.module, d.images[d.split.validation], d.labels[d.split.validation], *args)
+            val = evaluate_heads(self.eval_model, d.images[d.split.validation], d.labels[d.split.validation], *args)
             out["validation"] = val[head]
         return out
 

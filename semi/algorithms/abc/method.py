@@ -100,7 +100,7 @@ class ABC(FixMatch):
         a = self.cfg.abc
         gen = step_generator(self.cfg.train.seed, info.step, views.labeled.logits.device)
         # SeMi, when attached, lowers every mask of the step (spec 5.3), this one too; alone: 0.95, as ABCfix.py.
-        losses, masks = abc_losses(views.labeled, views.weak.logits_balanced.detach(),
+        losses, masks = abc_losses(views.labeled, views.targets_source().logits_balanced,
                                    tuple(s.logits_balanced for s in views.strong), batch["y_l"], self.balance_ratio,
                                    info.progress, self.threshold_for(info), gen, soft=a.unlabeled_target == "soft",
                                    temperature=self.cfg.algorithm.temperature)

@@ -108,9 +108,9 @@ class CPE(SemiSupervisedAlgorithm):
         strong = [expert_logits(s) for s in views.strong]
         out: dict[str, Tensor] = {}
         with torch.no_grad():
-            weak = expert_logits(views.weak).float().detach()
+            weak = expert_logits(views.targets_source()).float()
             if self.cfg.cpe.pseudo_labels == "ensemble":
-                conf, target = ensemble_probs(views.weak, t).max(dim=1)
+                conf, target = ensemble_probs(views.targets_source(), t).max(dim=1)
                 conf, target = conf.unsqueeze(1).expand(-1, 2), target.unsqueeze(1).expand(-1, 2)
             else:
                 conf, target = torch.softmax(weak[:, 1:] / t, dim=2).max(dim=2)  # [N, 2] each

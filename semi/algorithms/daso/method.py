@@ -50,7 +50,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from semi.algorithms.base import Component, PseudoLabels, StepInfo, StepResult, Views, log_hits
+from semi.algorithms.base import Component, PseudoLabels, StepInfo, Views, log_hits
 from semi.algorithms.components.feature_queue import ClassFeatureQueue
 from semi.algorithms.components.prototypes import absent_bias, blend, cosine_logits, scaled_directions
 from semi.algorithms.daso import SPEC
@@ -143,10 +143,9 @@ class DASO(FixMatch):
             features = (ema(x_l).embedding if backbone is None else backbone(x_l)).float()
         self.queue.push(all_gather_cat(features), all_gather_cat(y_l))
 
-    def training_step(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> StepResult:
+    def before_forward(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> None:
         # The authors push the labeled features before the forward pass: this step's prototypes include them.
         self.enqueue_labeled(batch["x_l"], batch["y_l"])
-        return super().training_step(model, batch, info)
 
     def blend_weights(self, p: Tensor) -> Tensor:
         """w_b [N, 1]: v of the class of the linear pseudo-label argmax p_b (daso.dist_aware), or the fixed

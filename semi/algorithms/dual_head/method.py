@@ -52,8 +52,9 @@ class DualHead(SemiSupervisedAlgorithm):
             tau12 = self.debias_ramp(info) * self.cfg.algorithm.tau12
             threshold = self.threshold_for(info)
             t = self.cfg.algorithm.temperature
-            p12 = torch.softmax((views.weak.logits.float() - tau12 * self.log_prior) / t, dim=1)
-            pb = torch.softmax(views.weak.logits_balanced.float() / t, dim=1)
+            weak = views.targets_source()
+            p12 = torch.softmax((weak.logits.float() - tau12 * self.log_prior) / t, dim=1)
+            pb = torch.softmax(weak.logits_balanced.float() / t, dim=1)
             conf12, target = p12.max(dim=1)
             conf_b, target_b = pb.max(dim=1)
             mask = (conf12 >= threshold) | (conf_b >= threshold)
