@@ -147,11 +147,11 @@ class AlgorithmConfig:
     short budgets tau_max can lock the standard head into tail pseudo-labels."""
     tau1_schedule: Literal["acr", "after_first_estimate"] = "acr"
     """acr: at the start of every epoch after E_est, tau1 = f(previous epoch's KL sum / steps per epoch), as ACR's
-    released code (so 2/3 at the first such epoch, whose sums are still zero); after_first_estimate (ours before
-    2026-11-30): tau1 keeps its initial value until an epoch has accumulated a KL, then f(mean KL)."""
+    released code (so 2/3 at the first such epoch, whose sums are still zero); after_first_estimate (ours, an
+    option): tau1 keeps its initial value until an epoch has accumulated a KL, then f(mean KL)."""
     debias_warmup_epochs: float = 0.0
     """Ramp the pseudo-label debiasing strengths (tau1, tau12) linearly from 0 over this many epochs (0 = off,
-    the spec). Ours, not ACR's: an untrained head debiased by 2*log(prior) labels nearly every image with the
+    SeMi's and ACR's). Ours, not ACR's: an untrained head debiased by 2*log(prior) labels nearly every image with the
     rarest class, which the balanced head then learns and the distribution estimate reads back as tail-heavy."""
     est_epoch: int = 5
     """ACR: epoch from which the unlabeled distribution is estimated (E_est)."""
@@ -160,7 +160,7 @@ class AlgorithmConfig:
     is 0.9)."""
     estimate_from: Literal["balanced_head", "debiased"] = "balanced_head"
     """ACR's unlabeled-distribution estimate counts the balanced head's confident predictions (argmax g2 where
-    max softmax(g2) >= tau; the spec's "balanced head's masked pseudo-labels"), or 'debiased': the targets of the
+    max softmax(g2) >= tau: the balanced head's masked pseudo-labels), or 'debiased': the targets of the
     balanced-head loss (argmax p12 under its OR-mask). The latter over-counts tail classes early in training
     (tau12 = 2 over-corrects an untrained head) and locked tau1 at tau_max in our CIFAR-10-LT CPU runs."""
     symmetric_kl: Literal["sum", "mean"] = "mean"

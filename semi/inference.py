@@ -44,10 +44,10 @@ class LoadedModel:
 def load_model(checkpoint: str | Path, device: str = "auto", head: str | None = None) -> LoadedModel:
     """The EMA model of a `semi train` checkpoint. head: 'standard' or 'balanced'; None = the algorithm's own."""
     from semi.config import config_from_dict
+    from semi.engine.assembly import model_for, predicting_model
     from semi.engine.checkpoint import load_checkpoint
-    from semi.engine.trainer import resolve_device
-    from semi.models import build_model
-    from semi.specs import base_spec, evaluation_model
+    from semi.engine.runtime import resolve_device
+    from semi.specs import base_spec
 
     path = Path(checkpoint)
     state = load_checkpoint(path)
@@ -62,8 +62,7 @@ def load_model(checkpoint: str | Path, device: str = "auto", head: str | None = 
     head = head or pre.get("eval_head") or base_spec(cfg.algorithm.name).eval_head
     dev = resolve_device(device)
     shape = tuple(int(v) for v in pre["image_shape"])
-    model = build_model(cfg.model, len(pre["class_names"]), shape[-1],
-                        extra_heads=base_spec(cfg.algorithm.name).extra_heads)
+    model = model_for(cfg, len(pre["class_names"]), shape[-1])
     try:
         model.load_state_dict(state["ema"]["module"])
     except (RuntimeError, KeyError) as exc:
@@ -72,7 +71,7 @@ def load_model(checkpoint: str | Path, device: str = "auto", head: str | None = 
     model = model.to(dev).eval()
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model = evaluation_model(cfg.algorithm.name, model, cfg).eval()  # e.g. CDMAD's test-time correction
+    model = predicting_model(cfg, model)  # e.g. CDMAD's test-time correction
     return LoadedModel(model, head, tuple(pre["mean"]), tuple(pre["std"]), shape,  # type: ignore[arg-type]
                        list(pre["class_names"]), pre.get("source", cfg.data.name), dev, cfg.train.channels_last,
                        int(state["step"]), state["config"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -40,3 +41,36 @@ def test_budget_plans_choose_methods_seeds_and_settings():
 def test_budget_refused_when_it_cannot_keep_the_protocol(protocol, budget):
     with pytest.raises(SystemExit):
         with_budget(PROTOCOLS[protocol], budget)
+
+
+def test_clopper_pearson_exact_intervals():
+    from budget_curve import clopper_pearson
+
+    low, high = clopper_pearson(0, 5)
+    assert low == 0.0 and high == pytest.approx(0.5218, abs=1e-4)  # 1 - 0.025 ** (1 / 5)
+    low, high = clopper_pearson(2, 5)
+    assert (low, high) == (pytest.approx(0.0527, abs=1e-4), pytest.approx(0.8534, abs=1e-4))
+    assert clopper_pearson(5, 5) == (pytest.approx(0.4782, abs=1e-4), 1.0)
+
+
+def test_budget_records_are_grouped_by_budget_and_rarest_class_outcomes_counted(tmp_path, monkeypatch):
+    import budget_curve
+
+    def rec(seed, method, top1, rare):
+        return {"setting": "reversed", "method": method, "seed": seed, "top1": top1, "steps": 2000,
+                "per_class_accuracy": [90.0] * 9 + [rare], "diagnostics": {"oheml_weight_per_class": [0.2, 0.4]}}
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "accuracy-mnist.json").write_text(json.dumps({"records": [
+        rec(0, "dualhead", 80.0, 10.0), rec(0, "semi", 82.0, 99.0)]}))
+    (tmp_path / "results" / "accuracy-mnist-6000.json").write_text(json.dumps({"records": [
+        {**rec(0, "semi", 90.0, 60.0), "budget": 6000}]}))
+    (tmp_path / "results" / "accuracy-mnist-cifar.json").write_text(json.dumps({"records": []}))  # not a budget
+    monkeypatch.setattr(budget_curve, "ROOT", tmp_path)
+    by_budget = budget_curve.load_budget_records("mnist")
+    assert list(by_budget) == [2000, 6000] and len(by_budget[2000]) == 2
+    text = budget_curve.markdown(by_budget)
+    assert "| reversed | semi - dualhead | +2.0 (1) | - |" in text
+    assert "| reversed | semi | 1/1 [0.03, 1.00]; 10.0 classes | 1/1 [0.03, 1.00]; 10.0 classes |" in text
+    assert "| reversed | dualhead | 0/1 [0.00, 0.97]; 9.0 classes | - |" in text
+    assert "| reversed | OHEML mean weight | 0.30 | 0.30 |" in text

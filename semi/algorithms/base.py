@@ -41,7 +41,7 @@ class StepInfo:
 
     @property
     def progress(self) -> float:
-        """epoch / total epochs, as the spec's prototype weight uses it."""
+        """epoch / total epochs, as SeMi's prototype weight uses it."""
         return self.epoch / self.total_epochs
 
 
@@ -57,7 +57,7 @@ class StepResult:
 class PseudoLabels:
     """Pseudo-labels of the unlabeled batch. `probs` is the distribution the targets come from (it may be
     refined by components); `raw_probs` is the unadjusted softmax of the standard head. Where the two differ,
-    the raw confidence also opens the mask (ACR's OR-mask, SeMi's spec 5.2) unless `raw_opens_mask` is False
+    the raw confidence also opens the mask (ACR's OR-mask, SeMi's) unless `raw_opens_mask` is False
     (DASO: only the blended pseudo-label's confidence counts, as in its authors' code)."""
 
     probs: Tensor
@@ -424,7 +424,7 @@ class SemiSupervisedAlgorithm(Algorithm):
         self.before_forward(model, batch, info)
         for comp in self.components:
             comp.before_forward(model, batch, info, logs)
-        # One forward pass over every view: batch-norm statistics over the whole batch (spec section 2).
+        # One forward pass over every view: batch-norm statistics over the whole batch, as FixMatch's and SeMi's code.
         # `x_all`: the four views already stacked by the trainer (Trainer.to_device); batches built by hand lack it
         x_all = batch.get("x_all")
         views = Views.of_batch(model(x_all if x_all is not None else torch.cat([x_l, u_w, u_s1, u_s2])), b, n)

@@ -21,55 +21,21 @@ import torch
 
 from semi import distributed as dist
 from semi.algorithms.base import StepInfo
-from semi.algorithms.registry import build_algorithm
 from semi.config import Config, save_config
-from semi.data.loaders import StepBatches, augmenter_for, make_loader
+from semi.data.loaders import make_loader
 from semi.data.prepare import PreparedData, prepare_data
+from semi.engine.assembly import build_run
 from semi.engine.checkpoint import CheckpointManager, atomic_write_text, load_checkpoint
-from semi.engine.ema import EMA
 from semi.engine.logging import MetricsLogger, environment, to_json
-from semi.engine.optim import build_optimizer, build_scheduler
+from semi.engine.runtime import amp_dtype, resolve_device, seed_everything  # noqa: F401  (re-exported)
 from semi.engine.step_totals import FirstNonFinite, StepTotals, WindowSums
 from semi.errors import CheckpointError, SemiError
 from semi.evaluation.evaluate import evaluate_heads, normalize
 from semi.evaluation.metrics import summarize_history, window_means
-from semi.models import build_model
 from semi.runs import check_can_create, new_run_dir
-from semi.specs import base_spec, evaluation_model
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SemiError(f"train.device={name} but CUDA is not available; use train.device=cpu")
-    return torch.device(name)
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype. bf16 also runs on CPU (slow, but it exercises the mixed-precision path without a
-    GPU); fp16 needs CUDA's gradient scaler, so on CPU it falls back to float32 with a warning."""
-    if amp == "fp16" and device.type != "cuda":
-        print("train.amp=fp16 needs CUDA: training in float32 on this device (train.amp=bf16 runs on CPU)",
-              file=sys.stderr)
-        return None
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-
 
 STEP_VIEWS = ("x_l", "u_w", "u_s1", "u_s2")
 """The image views of a training batch, in the order of the step's forward pass."""
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        # That switch also fills every new tensor with NaN (a debugging aid that catches reads of uninitialised
-        # memory; deterministic kernels do not need it): ~140 fills per step, 5-10% of a small model's step on CPU.
-        torch.utils.deterministic.fill_uninitialized_memory = False
-        torch.backends.cudnn.benchmark = False
 
 
 def make_run_dir(run_dir: Path) -> None:
@@ -120,6 +86,44 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+class Cadence:
+    """When the loop does what, from the step counter: epoch starts, log boundaries (every `log_every`, every
+    evaluation, the last step) and evaluations (every `eval_every` and the last step)."""
+
+    def __init__(self, t: Any, total: int):
+        self.t, self.total = t, total
+
+    def epoch_starts(self, step: int) -> bool:
+        return step % self.t.steps_per_epoch == 0
+
+    def evaluates(self, done: int) -> bool:
+        """After `done` steps."""
+        return done % self.t.eval_every == 0 or done == self.total
+
+    def logs(self, done: int) -> bool:
+        return done % self.t.log_every == 0 or self.evaluates(done)
+
+
+class WindowClock:
+    """Wall time of a log window and the share of it spent fetching batches."""
+
+    def __init__(self) -> None:
+        self.start, self.data_seconds = time.perf_counter(), 0.0
+
+    @contextmanager
+    def data(self):
+        t0 = time.perf_counter()
+        yield
+        self.data_seconds += time.perf_counter() - t0
+
+    def read(self) -> tuple[float, float]:
+        """(seconds since the window started, of which fetching data)."""
+        return time.perf_counter() - self.start, self.data_seconds
+
+    def reset(self) -> None:
+        self.start, self.data_seconds = time.perf_counter(), 0.0
+
+
 class Trainer:
     def __init__(self, cfg: Config, data: PreparedData | None = None, read_only: bool = False):
         """read_only (`semi eval`): touch nothing in the run directory, which a training may be writing to. Nothing
@@ -139,41 +143,11 @@ class Trainer:
         seed_everything(t.seed, t.deterministic)
 
         self.data = data if data is not None else prepare_data(cfg)
-        d = self.data
-        c, in_ch = d.num_classes, d.images.shape[-1]
-        self.labeled_counts = [int(v) for v in np.bincount(d.labels[d.split.labeled], minlength=c)]
-        self.mean = torch.tensor(d.mean, device=self.device).view(1, -1, 1, 1)
-        self.std = torch.tensor(d.std, device=self.device).view(1, -1, 1, 1)
-
-        model = build_model(cfg.model, c, in_ch, extra_heads=base_spec(cfg.algorithm.name).extra_heads)
-        if t.sync_bn and self.world_size > 1:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = model.to(self.device)
-        if t.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        self.ema = EMA(model, t.ema_decay, t.ema_warmup)
-        self.eval_model = evaluation_model(cfg.algorithm.name, self.ema.module, cfg)  # what predicts
-        # The class prior of what the algorithm trains on with labels: the labeled set, or for the oracle the whole
-        # pool with its true labels (logit adjustment must use the training set's own prior).
-        train_idx = d.labeled_indices(true_labels=base_spec(cfg.algorithm.name).trains_on_true_labels)
-        prior = torch.tensor(np.bincount(d.labels[train_idx], minlength=c), dtype=torch.float64)
-        self.algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim, pool_size=len(d.split.unlabeled),
-                                         num_labeled=len(train_idx)).to(self.device)
-        self.algorithm.attach_ema(self.ema.module)  # DASO's queue reads labeled features from it
-        self.train_model = model if self.world_size == 1 else dist.wrap_model(
-            model, self.device, unused_parameters=not self.algorithm.trains_balanced_head)
-        if t.compile:
-            self.train_model = torch.compile(self.train_model)
-        self.optimizer = build_optimizer(model, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.total_steps)
-        self.amp_dtype = amp_dtype(t.amp, self.device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
-
-        self.batches = StepBatches(d, t.batch_size, t.mu, t.seed, cfg.total_steps,
-                                   use_unlabeled=self.algorithm.uses_unlabeled,
-                                   true_labels=self.algorithm.trains_on_true_labels,
-                                   rank=self.rank, world_size=self.world_size, augmenter=augmenter_for(cfg.data))
+        run = build_run(cfg, self.data, self.device, self.rank, self.world_size)
+        self.model, self.ema, self.eval_model, self.algorithm = run.model, run.ema, run.eval_model, run.algorithm
+        self.train_model, self.optimizer, self.scheduler = run.train_model, run.optimizer, run.scheduler
+        self.amp_dtype, self.scaler, self.batches = run.amp_dtype, run.scaler, run.batches
+        self.mean, self.std, self.labeled_counts = run.mean, run.std, run.labeled_counts
         self.checkpoints = CheckpointManager(self.run_dir, t.keep_checkpoints)
         if self.is_main and not read_only:
             self.checkpoints.remove_stale_temporaries()
@@ -283,70 +257,32 @@ class Trainer:
         return out
 
     def fit(self) -> dict[str, Any]:
-        cfg, t = self.cfg, self.cfg.train
-        total = cfg.total_steps
-        if self.is_main:
-            make_run_dir(self.run_dir)
-        logger = MetricsLogger(self.run_dir, t.tensorboard, enabled=self.is_main)
-        try:
-            logger.drop_after(self.step)  # lines a killed run logged past its checkpoint (or an older run's lines)
-            if self.is_main:  # checkpoints past this start (an older checkpoint resumed, or a reused run directory)
-                self.checkpoints.set_aside_newer_than(self.step)
-        except OSError as exc:
-            raise SemiError(f"could not tidy the run directory {self.run_dir} before training: {exc}") from None
-        if self.is_main:
-            save_config(cfg, self.run_dir / "config.yaml", comments=[
-                f"changed on resume at step {c['step']} (--allow-changes): " +
-                ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in c["changes"].items())
-                for c in self.config_changes])
-        loader = make_loader(self.batches, self.step, cfg.data.num_workers, cfg.data.prefetch,
+        total, cadence = self.cfg.total_steps, Cadence(self.cfg.train, self.cfg.total_steps)
+        logger = self._open_run_dir()
+        loader = make_loader(self.batches, self.step, self.cfg.data.num_workers, self.cfg.data.prefetch,
                              pin_memory=self.device.type == "cuda")
-        progress = None
-        if t.progress and self.is_main:
-            from tqdm import tqdm
-
-            # every field has a fixed width, so the bar does not jump as the numbers change
-            width = len(str(total))
-            progress = tqdm(total=total, initial=self.step, desc=cfg.algorithm.name, dynamic_ncols=True,
-                            file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt:>" + str(width) +
-                            "}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt:>11}]{postfix}")
-            progress.set_postfix_str(progress_text({}, None), refresh=False)
+        progress = self._progress_bar()
         totals = StepTotals(self.device, self._eval_window)  # loss/log sums and the non-finite check, no sync
-        data_seconds, window_start = 0.0, time.perf_counter()
+        clock = WindowClock()
         stopped = False
         with _StopRequest() as stop, self._loader_guard(loader):
             while self.step < total:
-                step = self.step
-                info = self.info(step)
-                if step % t.steps_per_epoch == 0:
+                step, info = self.step, self.info(self.step)
+                if cadence.epoch_starts(step):
                     self.algorithm.on_epoch_start(info.epoch)
-                t0 = time.perf_counter()
-                batch = self.to_device(self._next_batch(loader))
-                data_seconds += time.perf_counter() - t0
+                with clock.data():
+                    batch = self.to_device(self._next_batch(loader))
                 result = self.train_step(batch, info)
                 self.step += 1
                 if result is not None:  # None: a skipped non-finite step (train.nonfinite=skip)
                     totals.add(step, result)
                 if progress is not None:
                     progress.update(1)
-                last = self.step == total
-                boundary = self.step % t.log_every == 0 or last or self.step % t.eval_every == 0
+                boundary = cadence.logs(self.step)
                 stopped = self._stop_agreed(stop.signal, boundary)
                 if boundary or stopped:
-                    self._check_finite(totals.nonfinite)
-                    elapsed = time.perf_counter() - window_start
-                    self.train_seconds += elapsed
-                    window = totals.window.steps
-                    scalars = totals.window.means()
-                    scalars.update(lr=self.optimizer.param_groups[0]["lr"], step_seconds=elapsed / max(window, 1),
-                                   data_share=data_seconds / max(elapsed, 1e-9))
-                    logger.log("train", self.step, scalars)
-                    if progress is not None:
-                        progress.set_postfix_str(progress_text(scalars, self.history[-1]["top1"] if self.history
-                                                               else None), refresh=False)
-                    totals.window.reset()
-                    data_seconds, window_start = 0.0, time.perf_counter()
-                if self.step % t.eval_every == 0 or last:
+                    self._log_window(logger, totals, clock, progress)
+                if cadence.evaluates(self.step):
                     self.evaluate_and_checkpoint(logger)
                 elif stopped:
                     self.save_checkpoint()
@@ -360,6 +296,53 @@ class Trainer:
             raise SemiError(f"stopped by {how} at step {self.step}; checkpoint saved in {self.checkpoints.folder} "
                             f"(continue with: semi train --resume auto train.out_dir={self.run_dir})", exit_code=130)
         return self.finish()
+
+    def _open_run_dir(self) -> MetricsLogger:
+        """Create (or tidy, on resume) the run directory, write config.yaml, open the metrics log."""
+        if self.is_main:
+            make_run_dir(self.run_dir)
+        logger = MetricsLogger(self.run_dir, self.cfg.train.tensorboard, enabled=self.is_main)
+        try:
+            logger.drop_after(self.step)  # lines a killed run logged past its checkpoint (or an older run's lines)
+            if self.is_main:  # checkpoints past this start (an older checkpoint resumed, or a reused run directory)
+                self.checkpoints.set_aside_newer_than(self.step)
+        except OSError as exc:
+            raise SemiError(f"could not tidy the run directory {self.run_dir} before training: {exc}") from None
+        if self.is_main:
+            save_config(self.cfg, self.run_dir / "config.yaml", comments=[
+                f"changed on resume at step {c['step']} (--allow-changes): " +
+                ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in c["changes"].items())
+                for c in self.config_changes])
+        return logger
+
+    def _progress_bar(self) -> Any:
+        if not (self.cfg.train.progress and self.is_main):
+            return None
+        from tqdm import tqdm
+
+        total = self.cfg.total_steps
+        width = len(str(total))  # every field has a fixed width, so the bar does not jump as the numbers change
+        progress = tqdm(total=total, initial=self.step, desc=self.cfg.algorithm.name, dynamic_ncols=True,
+                        file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt:>" + str(width) +
+                        "}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt:>11}]{postfix}")
+        progress.set_postfix_str(progress_text({}, None), refresh=False)
+        return progress
+
+    def _log_window(self, logger: MetricsLogger, totals: StepTotals, clock: WindowClock, progress: Any) -> None:
+        """At a log boundary: check the window's steps were finite, log its means and timings, reset it."""
+        self._check_finite(totals.nonfinite)
+        elapsed, data_seconds = clock.read()
+        self.train_seconds += elapsed
+        window = totals.window.steps
+        scalars = totals.window.means()
+        scalars.update(lr=self.optimizer.param_groups[0]["lr"], step_seconds=elapsed / max(window, 1),
+                       data_share=data_seconds / max(elapsed, 1e-9))
+        logger.log("train", self.step, scalars)
+        if progress is not None:
+            progress.set_postfix_str(progress_text(scalars, self.history[-1]["top1"] if self.history else None),
+                                     refresh=False)
+        totals.window.reset()
+        clock.reset()  # the logging above is not part of the next window
 
     def _stop_agreed(self, signalled: int | None, boundary: bool) -> bool:
         """Stop after this step? A single process stops at once. Under DDP every rank must stop after the same

@@ -15,7 +15,7 @@ The auxiliary classifier predicts at test time (`eval_head = "balanced"`).
 Where the authors' code and paper differ we follow the code (and say so): the unlabeled target is the soft
 distribution q_b, not the paper's one-hot (option `abc.unlabeled_target=hard`); the two strong views' losses are
 summed, not averaged. The code's four separate forward passes (one batch-norm batch per view) become our single
-pass over all views (spec section 2). The Bernoulli draws come from a generator seeded from (train.seed, rank,
+pass over all views (as FixMatch's code). The Bernoulli draws come from a generator seeded from (train.seed, rank,
 step), never the global RNG, so a resumed run draws exactly what the uninterrupted one drew.
 """
 
@@ -99,7 +99,7 @@ class ABC(FixMatch):
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         a = self.cfg.abc
         gen = step_generator(self.cfg.train.seed, info.step, views.labeled.logits.device)
-        # SeMi, when attached, lowers every mask of the step (spec 5.3), this one too; alone: 0.95, as ABCfix.py.
+        # SeMi, when attached, lowers every mask of the step, this one too; alone: 0.95, as ABCfix.py.
         losses, masks = abc_losses(views.labeled, views.targets_source().logits_balanced,
                                    tuple(s.logits_balanced for s in views.strong), batch["y_l"], self.balance_ratio,
                                    info.progress, self.threshold_for(info), gen, soft=a.unlabeled_target == "soft",

@@ -1,7 +1,8 @@
-"""ACR (spec section 4): the dual-head learner plus an adaptive tau1 for the standard head's pseudo-label, chosen
-from how far the estimated unlabeled class distribution is from the consistent / uniform / reversed anchors.
+"""ACR (Wei and Gan, CVPR 2023): the dual-head learner plus an adaptive tau1 for the standard head's
+pseudo-label, chosen from how far the estimated unlabeled class distribution is from the consistent / uniform /
+reversed anchors.
 
-Defaults follow ACR's released train.py (spec 4, corrected 2026-11-30): tau1 is recomputed at the start of every
+Defaults follow ACR's released train.py (Gank0078/ACR): tau1 is recomputed at the start of every
 epoch with epoch > E_est from the previous epoch's accumulated KL divided by the steps per epoch (so 2/3 at the
 first such epoch, whose accumulators are still zero); each class counts at most once per batch in the estimate;
 the symmetric KL is halved; the estimate's EMA rate is 0.99 (ACR's published commands). Our earlier choices
@@ -61,7 +62,7 @@ class ACR(DualHead):
 
     def estimating(self, epoch: int) -> bool:
         # Epochs count from 0 and estimation runs in epochs after E_est, as in ACR's released code (`epoch >
-        # est_epoch`); SeMi's warm-up uses the same convention (spec 5: "epoch index > E_est").
+        # est_epoch`); SeMi's warm-up uses the same convention ("epoch index > E_est").
         return epoch > self.cfg.algorithm.est_epoch
 
     def standard_head_debiasing(self) -> Tensor:

@@ -119,5 +119,6 @@ class DebiasedModel(nn.Module):
 
 
 def debiased_model(model: nn.Module, cfg) -> nn.Module:
-    """The spec's `eval_model`: the test-time correction, or the model itself with cdmad.test_time=false."""
+    """CDMAD's `eval_model` (see its MethodSpec): the test-time correction, or the model itself with
+    cdmad.test_time=false."""
     return DebiasedModel(model) if cfg.cdmad.test_time else model

@@ -1,4 +1,4 @@
-"""SeMi's components built for one run (the `semi` spec's implementation)."""
+"""SeMi's components built for one run (the implementation SeMi's MethodSpec names)."""
 
 from __future__ import annotations
 

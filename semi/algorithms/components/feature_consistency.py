@@ -1,4 +1,4 @@
-"""Feature consistency on the rejected samples (spec 5.5): embeddings act as logits; a sharpened, centred
+"""Feature consistency on the rejected samples (SeMi, ACM MM 2025): embeddings act as logits; a sharpened, centred
 teacher from the weak view supervises both strong views of the images the mask turned away."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class FeatureConsistencyComponent(SemiThreshold, Component):
             return {"cons": views.weak.embedding.new_zeros(())}
         loss, teacher = consistency_loss(views.weak.embedding, views.strong_stacked().embedding, self.centre,
                                          ~pl.mask, self.cfg.t_p, scale=self.cfg.lambda_c)
-        with torch.no_grad():  # the spec's centre: an EMA of the batch mean of the teacher outputs r_b (global batch)
+        with torch.no_grad():  # SeMi's centre: an EMA of the batch mean of the teacher outputs r_b (global batch)
             m = self.cfg.center_momentum
             self.centre.mul_(m).add_(all_reduce_sum(teacher.sum(dim=0)), alpha=(1 - m) / (len(teacher) * world_size()))
         return {"cons": loss}

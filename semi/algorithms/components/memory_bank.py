@@ -1,4 +1,9 @@
-"""SeMi's class-balanced confidence-decay memory bank (spec 5.1, with defects 6.2, 6.3, 6.6 and 6.7 fixed).
+"""SeMi's class-balanced confidence-decay memory bank (SeMi, ACM MM 2025).
+
+Where the authors' released script departs from the paper we follow the paper: on insertion the script drops
+the row's most confident embedding while replacing its least confident confidence (here both are the least
+confident entry); prototypes average filled slots only; the bank is vectorised instead of a per-candidate loop
+with a host sync; the embedding width comes from the model (the script fixes 128).
 
 K slots per class hold (embedding, confidence). A candidate enters its class's row when its confidence beats the
 row's lowest and replaces that entry, so each row holds the K most confident entries offered so far. Every D

@@ -1,4 +1,4 @@
-"""OHEML (spec 5.4): weight each unlabeled sample's standard-head loss by its normalised entropy, so confident
+"""OHEML (SeMi, ACM MM 2025): weight each unlabeled sample's standard-head loss by its normalised entropy, so confident
 easy examples count as little as 1 - s and uncertain hard ones near 1. No gradient flows through the weights."""
 
 from __future__ import annotations

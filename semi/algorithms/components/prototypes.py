@@ -1,8 +1,8 @@
-"""Prototype-refined pseudo-labels (spec 5.2): blend the linear head's distribution with a softmax over
+"""Prototype-refined pseudo-labels (SeMi, ACM MM 2025): blend the linear head's distribution with a softmax over
 distances to the memory bank's class means, more for the classes the linear head over-predicts.
 
 `prototype_logits` (its cosine parts: `scaled_directions`, `absent_bias`, `cosine_logits`), `prototype_probs` and
-`blend` are shared with DASO (semi/algorithms/daso.py), whose semantic pseudo-label is the same softmax over
+`blend` are shared with DASO (semi/algorithms/daso), whose semantic pseudo-label is the same softmax over
 prototypes with cosine similarity instead of SeMi's negative Euclidean distance, blended with a per-sample instead
 of a per-class weight.
 """
@@ -64,13 +64,13 @@ def cosine_logits(z: Tensor, directions: Tensor, bias: Tensor) -> Tensor:
 def prototype_probs(z: Tensor, centres: Tensor, available: Tensor, temperature: float,
                     similarity: Similarity = "euclidean") -> Tensor:
     """q_b = softmax_k(sim(z_b, c_k) / temperature) over the classes whose prototype exists; others get 0.
-    SeMi: -||z_b - c_k|| / t_tar (spec 5.2); DASO: cos(z_b, c_k) / T_proto."""
+    SeMi: -||z_b - c_k|| / t_tar; DASO: cos(z_b, c_k) / T_proto."""
     return torch.softmax(prototype_logits(z, centres, available, temperature, similarity), dim=1)
 
 
 def blend(p: Tensor, q: Tensor, a: Tensor) -> Tensor:
     """normalise((1 - a) p + a q) with a weight that broadcasts against [N, C]: per class [C] (SeMi, whose rows
-    then no longer sum to 1: defect 6.4, the script forgot to normalise) or per sample [N, 1] (DASO, a convex
+    then no longer sum to 1: the authors' script leaves them so; we renormalise) or per sample [N, 1] (DASO, a convex
     combination: the normalisation only removes rounding)."""
     mixed = torch.lerp(p, q, a)  # (1 - a) p + a q in one op
     return mixed / mixed.sum(dim=1, keepdim=True)
@@ -117,7 +117,7 @@ class PrototypeComponent(SemiThreshold, Component):
         # pl.target is already the argmax of pl.probs (its max's index): reused, one op less per step
         proto_target, base_target = q.argmax(1), base.argmax(1) if self._raw_source else pl.target
         logs["proto_agreement"] = (proto_target == base_target).float().mean()
-        pl.raw_opens_mask = True  # spec 5.2: m = 1[max p~ >= tau] OR 1[max p_t >= tau], whatever the base's rule
+        pl.raw_opens_mask = True  # SeMi's mask: m = 1[max p~ >= tau] OR 1[max p_t >= tau], whatever the base's rule
         pl.replace_probs(blend(base, q, a))
         self._last_targets = (proto_target, base_target)  # for observe's accuracy diagnostics
 

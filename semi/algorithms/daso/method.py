@@ -17,7 +17,7 @@ Per step (after `daso.pretrain_epochs` of plain FixMatch):
   4. Semantic alignment loss: CE(q_b(weak), softmax_k(cos(z_s,b, c_k) / T_proto)) over every unlabeled image
      (no mask), through the strong view's embedding; mean over both strong views (the authors have one).
 
-How DASO differs from SeMi's prototype pseudo-labels (components/prototypes.py, spec 5.2; the module also holds
+How DASO differs from SeMi's prototype pseudo-labels (components/prototypes.py; the module also holds
 the cosine logits DASO uses and the `blend` both use):
   - where prototypes come from: DASO, the K newest LABELED features per true class from the EMA model; SeMi,
     the K most confident UNLABELED strong-view embeddings per pseudo-class from the online model (decayed bank);
@@ -28,7 +28,7 @@ the cosine logits DASO uses and the `blend` both use):
     per CLASS (a vector over the columns, then renormalised), alpha * progress * share of masked pseudo-labels
     counted since the start. Both lean head classes toward the prototypes, tail classes toward the classifier;
   - DASO trains the embedding toward its prototypes with the alignment loss; SeMi has no such term (its
-    feature consistency, spec 5.5, aligns rejected images' strong views with their weak view, not prototypes).
+    feature consistency aligns rejected images' strong views with their weak view, not prototypes).
 
 Where we differ from the authors' code (each is noted where it happens):
   - before the first window closes the blend weight is 0 (FixMatch's pseudo-label); their zero-initialised

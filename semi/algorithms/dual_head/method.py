@@ -1,9 +1,10 @@
-"""The logit-adjusted dual-head learner (spec 4-5): SeMi's authors' base, and ACR without its adaptive tau1.
+"""The logit-adjusted dual-head learner (ACR, CVPR 2023; SeMi, ACM MM 2025): SeMi's authors' base, and ACR
+without its adaptive tau1.
 
 Two linear heads share the backbone. The standard head g1 trains as in FixMatch on the raw softmax pseudo-label
 (tau1 = 0: the SeMi authors' script has `pula = 0` and no published command turns it on); the balanced head g2
 trains with the logit-adjusted labeled loss CE(g2 + tau2 log pi, y) and on pseudo-labels of the standard head
-debiased by tau12, under an OR-mask with its own confidence. Prediction uses the balanced head. ACR (acr.py)
+debiased by tau12, under an OR-mask with its own confidence. Prediction uses the balanced head. ACR (../acr)
 is this learner plus an adaptive debiasing tau1 of the standard head's pseudo-label.
 """
 

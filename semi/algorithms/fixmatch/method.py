@@ -1,4 +1,5 @@
-"""FixMatch (spec section 3): hard pseudo-labels from the weak view, confidence mask, CE on the strong views."""
+"""FixMatch (Sohn et al., NeurIPS 2020): hard pseudo-labels from the weak view, a confidence mask, cross-entropy
+on the strong views."""
 
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ masked where its confidence reaches the threshold. M-step: cross-entropy of f + 
 soft pseudo-label. Prediction: the raw head f (their `test` evaluates the model's logits unadjusted), which here
 is the standard head, trained with the adjustment; the balanced head is not used.
 
-Where our code differs from the authors': their labeled loss also covers a strong view of every labeled image
-(our batches carry the weak view only); the unlabeled pool includes the labeled images (the literature's split,
-spec 1; theirs excludes them), so the loader ratio counts them; under DDP the epoch's sums are all-reduced (theirs
-are per process, though their scripts run one GPU); their `--T` is parsed but never used, and so is not ours.
+Where our code differs from the authors': their labeled loss also covers a strong view of every labeled image (our
+batches carry the weak view only); the unlabeled pool includes the labeled images (the literature's split; theirs
+excludes them), so the loader ratio counts them; under DDP the epoch's sums are all-reduced (theirs are per process,
+though their scripts run one GPU); their `--T` is parsed but never used, and so is not ours.
 """
 
 from __future__ import annotations

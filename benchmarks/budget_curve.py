@@ -1,0 +1,213 @@
+"""SeMi and training length: the budget curve of the MNIST-LT protocol, from the accuracy benchmark's records.
+
+    python benchmarks/budget_curve.py                    # tables (results/budget-mnist.md, BENCHMARKS.md) + figures
+    python benchmarks/budget_curve.py --protocol fashion
+
+Reads `results/accuracy-<protocol>.json` (the protocol's own 2,000 steps) and `results/accuracy-<protocol>-<B>.json`
+(`accuracy.py --budget B`), and reports per setting and budget:
+- paired differences (SeMi - its dual-head base, SeMi - ACR, SeMi - FixMatch, ACR - the base; mean and 95%
+  t-interval over common seeds), as a table and a figure against steps;
+- per-class outcomes: which classes each run learns (test accuracy above 50%), and per method the share of runs that
+  learn the rarest labeled class, with an exact (Clopper-Pearson) 95% binomial interval;
+- SeMi's diagnostics at the end of each run (the last evaluation window): prototype accuracy on accepted images,
+  bank purity, OHEML's mean weight, hard-sample accuracy, mask rate and pseudo-label accuracy, as a table and a
+  figure against steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+from accuracy import replace_marked  # noqa: E402
+
+SETTINGS = ("consistent", "reversed", "uniform")
+PAIRS = (("semi", "dualhead"), ("semi", "acr"), ("semi", "fixmatch"), ("acr", "dualhead"))
+METHODS = ("supervised", "fixmatch", "dualhead", "acr", "semi")
+LEARNED = 50.0
+"""A class counts as learned when its test accuracy is above this (%)."""
+DIAGNOSTICS = (("window_proto_acc", "prototype acc. (accepted)", 100), ("bank_purity", "bank purity", 100),
+               ("oheml_mean_weight", "OHEML mean weight", 1), ("window_hard_acc", "hard-sample acc.", 100),
+               ("window_mask_rate", "mask rate", 100), ("window_pseudo_label_acc", "pseudo-label acc.", 100))
+
+
+def load_budget_records(protocol: str) -> dict[int, list[dict]]:
+    """{budget: records}: the protocol's own file (its records' step count) and every `-<budget>` file."""
+    out: dict[int, list[dict]] = {}
+    for path in sorted((ROOT / "results").glob(f"accuracy-{protocol}*.json")):
+        suffix = path.stem[len(f"accuracy-{protocol}"):]
+        if suffix and not suffix[1:].isdigit():
+            continue
+        for r in json.loads(path.read_text())["records"]:
+            out.setdefault(int(r.get("budget") or r["steps"]), []).append(r)
+    return dict(sorted(out.items()))
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval of k successes in n trials."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return math.nan, math.nan
+    a = (1 - level) / 2
+    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return low, high
+
+
+def _by_seed(records: list[dict], setting: str, method: str) -> dict[int, float]:
+    return {r["seed"]: r["top1"] for r in records if r["setting"] == setting and r["method"] == method}
+
+
+def diagnostic(record: dict, key: str) -> float | None:
+    d = record.get("diagnostics") or {}
+    if key == "oheml_mean_weight":
+        w = [v for v in d.get("oheml_weight_per_class") or [] if v is not None and not math.isnan(v)]
+        return statistics.mean(w) if w else None
+    v = d.get(key)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def rarest_class(record: dict) -> int:
+    """The class with the fewest labeled images (the last one under the protocol's long tail)."""
+    return len(record["per_class_accuracy"]) - 1
+
+
+def markdown(by_budget: dict[int, list[dict]]) -> str:
+    from semi.evaluation.metrics import paired_difference
+
+    lines = ["Paired differences of final EMA test top-1 (points; mean [95% t-interval], n seeds):", "",
+             "| setting | a - b | " + " | ".join(f"{b:,} steps" for b in by_budget) + " |",
+             "|---|---|" + "---:|" * len(by_budget)]
+    for setting in SETTINGS:
+        for a, b in PAIRS:
+            cells = []
+            for recs in by_budget.values():
+                d = paired_difference(_by_seed(recs, setting, a), _by_seed(recs, setting, b))
+                cells.append("-" if d is None else f"{d['mean']:+.1f} ({d['n']})" if d["n"] == 1 else
+                             f"{d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] ({d['n']})")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {setting} | {a} - {b} | " + " | ".join(cells) + " |")
+    lines += ["", f"Runs that learn the rarest labeled class (test accuracy > {LEARNED:.0f}%): k of n, exact 95% "
+              "interval of the share; and the mean number of classes learned:", "",
+              "| setting | method | " + " | ".join(f"{b:,} steps" for b in by_budget) + " |",
+              "|---|---|" + "---:|" * len(by_budget)]
+    for setting in SETTINGS:
+        for method in METHODS:
+            cells = []
+            for recs in by_budget.values():
+                rs = [r for r in recs if r["setting"] == setting and r["method"] == method]
+                if not rs:
+                    cells.append("-")
+                    continue
+                k = sum(r["per_class_accuracy"][rarest_class(r)] > LEARNED for r in rs)
+                low, high = clopper_pearson(k, len(rs))
+                learned = statistics.mean(sum(v > LEARNED for v in r["per_class_accuracy"]) for r in rs)
+                cells.append(f"{k}/{len(rs)} [{low:.2f}, {high:.2f}]; {learned:.1f} classes")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {setting} | {method} | " + " | ".join(cells) + " |")
+    lines += ["", "SeMi's diagnostics in the last evaluation window (mean over seeds):", "",
+              "| setting | diagnostic | " + " | ".join(f"{b:,} steps" for b in by_budget) + " |",
+              "|---|---|" + "---:|" * len(by_budget)]
+    for setting in SETTINGS:
+        for key, label, scale in DIAGNOSTICS:
+            cells = []
+            for recs in by_budget.values():
+                vals = [diagnostic(r, key) for r in recs if r["setting"] == setting and r["method"] == "semi"]
+                vals = [v * scale for v in vals if v is not None]
+                cells.append(f"{statistics.mean(vals):.{2 if scale == 1 else 1}f}" if vals else "-")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {setting} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from semi.evaluation.metrics import paired_difference
+
+    budgets = list(by_budget)
+    out = []
+    fig = Figure(figsize=(4.2 * len(SETTINGS), 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, setting in enumerate(SETTINGS):
+        ax = fig.add_subplot(1, len(SETTINGS), i + 1)
+        for j, (a, b) in enumerate(PAIRS[:3]):
+            xs, ys, lo, hi = [], [], [], []
+            for budget in budgets:
+                d = paired_difference(_by_seed(by_budget[budget], setting, a), _by_seed(by_budget[budget], setting, b))
+                if d is None:
+                    continue
+                xs.append(budget * (1 + 0.03 * (j - 1)))
+                ys.append(d["mean"])
+                lo.append(d["mean"] - d["low"] if d["n"] > 1 else 0.0)
+                hi.append(d["high"] - d["mean"] if d["n"] > 1 else 0.0)
+            if xs:
+                ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=f"{a} - {b}")
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
+        ax.minorticks_off()
+        ax.set_title(setting)
+        ax.set_xlabel("training steps")
+        if i == 0:
+            ax.set_ylabel("paired top-1 difference (points, 95% CI)")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = ROOT / "results" / f"budget-{protocol}-difference.png"
+    fig.savefig(path)
+    out.append(path)
+
+    fig = Figure(figsize=(3.6 * len(DIAGNOSTICS), 3.4), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, (key, label, scale) in enumerate(DIAGNOSTICS):
+        ax = fig.add_subplot(1, len(DIAGNOSTICS), i + 1)
+        for setting in SETTINGS:
+            xs, ys = [], []
+            for budget in budgets:
+                vals = [diagnostic(r, key) for r in by_budget[budget] if r["setting"] == setting
+                        and r["method"] == "semi"]
+                vals = [v * scale for v in vals if v is not None]
+                if vals:
+                    xs.append(budget)
+                    ys.append(statistics.mean(vals))
+            if xs:
+                ax.plot(xs, ys, marker="o", label=setting)
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
+        ax.minorticks_off()
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("training steps")
+        if i == 0:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = ROOT / "results" / f"budget-{protocol}-diagnostics.png"
+    fig.savefig(path)
+    out.append(path)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--protocol", default="mnist", choices=("mnist", "fashion"))
+    args = p.parse_args()
+    by_budget = load_budget_records(args.protocol)
+    text = markdown(by_budget)
+    path = ROOT / "results" / f"budget-{args.protocol}.md"
+    path.write_text(text + "\n")
+    print(text)
+    if replace_marked(ROOT.parent / "BENCHMARKS.md", f"budget-{args.protocol}", text):
+        print(f"updated BENCHMARKS.md: budget-{args.protocol}")
+    for fig in figures(by_budget, args.protocol):
+        print(f"figure: {fig}")
+
+
+if __name__ == "__main__":
+    main()
