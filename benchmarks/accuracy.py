@@ -217,7 +217,8 @@ def with_budget(protocol: Protocol, budget: int | None) -> Protocol:
 
 DIAGNOSTICS = ("acr_tau1", "acr_estimate_kl_to_true", "bank_fill", "bank_purity", "bank_purity_per_class",
                "window_proto_acc", "window_classifier_acc", "window_blend_acc", "window_hard_acc", "window_mask_rate",
-               "window_pseudo_label_acc", "oheml_weight_per_class", "pseudo_label_accuracy", "mask_rate_known")
+               "window_pseudo_label_acc", "oheml_weight_per_class", "pseudo_label_accuracy", "mask_rate_known",
+               "window_blend_change", "window_blend_fix", "proto_labeled_acc", "flex_learning_effect")
 """What a record keeps of the last evaluation's diagnostics (the full history stays in the run's metrics.jsonl)."""
 
 

@@ -34,7 +34,9 @@ LEARNED = 50.0
 """A class counts as learned when its test accuracy is above this (%)."""
 DIAGNOSTICS = (("window_proto_acc", "prototype acc. (accepted)", 100), ("bank_purity", "bank purity", 100),
                ("oheml_mean_weight", "OHEML mean weight", 1), ("window_hard_acc", "hard-sample acc.", 100),
-               ("window_mask_rate", "mask rate", 100), ("window_pseudo_label_acc", "pseudo-label acc.", 100))
+               ("window_mask_rate", "mask rate", 100), ("window_pseudo_label_acc", "pseudo-label acc.", 100),
+               ("window_blend_change", "labels the blend changes", 100),
+               ("window_blend_fix", "of those, made right", 100))
 
 
 def load_budget_records(protocol: str) -> dict[int, list[dict]]:

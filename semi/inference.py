@@ -115,7 +115,7 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], Path | None]:
 
 def read_npz(path: Path) -> np.ndarray:
     """The images of an .npz: its only array, or one named x / images / x_test (uint8, or floats in [0, 1])."""
-    from semi.data.sources.user import _as_images
+    from semi.data.decode import as_images
 
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -123,7 +123,7 @@ def read_npz(path: Path) -> np.ndarray:
             key = next((k for k in ("x", "images", "x_test") if k in keys), keys[0] if len(keys) == 1 else None)
             if key is None:
                 raise DataError(f"{path}: name the images array x, images or x_test (found {', '.join(keys)})")
-            return _as_images(z[key], path, key)
+            return as_images(z[key], path, key)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
 
@@ -132,15 +132,15 @@ def read_images(files: list[Path], shape: tuple[int, int, int], source: str) -> 
     """Decode image files to uint8 (N, H, W, C) with the run's channels and size."""
     from PIL import Image
 
-    from semi.data.sources.user import _open, _to_8bit
+    from semi.data.decode import open_image, to_8bit
 
     height, width, channels = shape
     out = np.empty((len(files), height, width, channels), dtype=np.uint8)
     for i, f in enumerate(files):
-        with _open(f) as im:
+        with open_image(f) as im:
             try:
                 im.load()
-                img = _to_8bit(im, gray=im.mode in ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"))
+                img = to_8bit(im, gray=im.mode in ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"))
                 img = img.convert("L" if channels == 1 else "RGB")
                 if img.size != (width, height) and source == "image_folder":  # as the image_folder source does
                     img = img.resize((width, height), Image.Resampling.BILINEAR)
@@ -252,9 +252,9 @@ def predict(loaded: LoadedModel, inputs: Any, batch_size: int = 256, embeddings:
 
 
 def _as_uint8(x: np.ndarray) -> np.ndarray:
-    from semi.data.sources.user import _as_images
+    from semi.data.decode import as_images
 
-    return _as_images(np.asarray(x), Path("<array>"), "images")
+    return as_images(np.asarray(x), Path("<array>"), "images")
 
 
 # ------------------------------------------------------------------------------------------------- export

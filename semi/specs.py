@@ -72,6 +72,14 @@ def _resolve(ref: str | Callable[..., Any]) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+class Problems(list):
+    """The problems a config check collects: `need(condition, message)` adds the message when the condition fails."""
+
+    def need(self, condition: bool, message: str) -> None:
+        if not condition:
+            self.append(message)
+
+
 _SPECS: dict[str, MethodSpec] = {}
 
 

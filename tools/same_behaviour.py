@@ -30,16 +30,17 @@ OVERRIDES = ["data.name=digits", "data.num_labeled_max=30", "data.num_unlabeled_
 TIMING = ("step_seconds", "data_share", "seconds", "wall", "time", "eval_seconds", "train_seconds")
 
 
-def fingerprint(path: Path) -> str:
-    """sha256 over the log's records with timing fields removed (keys sorted)."""
+def fingerprint(path: Path, ignore: tuple[str, ...] = ()) -> str:
+    """sha256 over the log's records with timing fields (and keys containing any of `ignore`: diagnostics added
+    since the other fingerprint) removed, keys sorted."""
     h = hashlib.sha256()
     for line in path.read_text().splitlines():
-        rec = {k: v for k, v in json.loads(line).items() if not any(t in k for t in TIMING)}
+        rec = {k: v for k, v in json.loads(line).items() if not any(t in k for t in (*TIMING, *ignore))}
         h.update(json.dumps(rec, sort_keys=True).encode())
     return h.hexdigest()
 
 
-def run_all(repo: Path, methods: list[str], extra: list[str]) -> dict[str, str]:
+def run_all(repo: Path, methods: list[str], extra: list[str], ignore: tuple[str, ...] = ()) -> dict[str, str]:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
@@ -50,7 +51,7 @@ def run_all(repo: Path, methods: list[str], extra: list[str]) -> dict[str, str]:
             if proc.returncode != 0:
                 out[method] = f"failed: {proc.stderr.strip().splitlines()[-1:]}"
             else:
-                out[method] = fingerprint(run_dir / "metrics.jsonl")
+                out[method] = fingerprint(run_dir / "metrics.jsonl", ignore)
             print(f"{method:16s} {out[method]}", flush=True)
     return out
 
@@ -61,6 +62,7 @@ def main() -> None:
     p.add_argument("--out", help="write the fingerprints here (JSON)")
     p.add_argument("--methods", nargs="*", default=list(METHODS))
     p.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"))
+    p.add_argument("--ignore", nargs="*", default=[], help="leave out logged keys containing these (new diagnostics)")
     p.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = p.parse_args()
     if args.compare:
@@ -69,7 +71,7 @@ def main() -> None:
         for m in before:
             print(f"{m:16s} {'same' if m not in differ else 'DIFFERENT'}")
         sys.exit(1 if differ else 0)
-    prints = run_all(Path(args.repo).resolve(), args.methods, args.overrides)
+    prints = run_all(Path(args.repo).resolve(), args.methods, args.overrides, tuple(args.ignore))
     if args.out:
         Path(args.out).write_text(json.dumps(prints, indent=1) + "\n")
 

@@ -44,6 +44,15 @@ class StepInfo:
         """epoch / total epochs, as SeMi's prototype weight uses it."""
         return self.epoch / self.total_epochs
 
+    @property
+    def steps_per_epoch(self) -> float:
+        return self.total_steps / self.total_epochs
+
+    def past(self, epochs: float) -> bool:
+        """Whether a warm-up of `epochs` is over: the epoch index exceeds it (the convention of SeMi's E_est, ACR's
+        estimation start, CDMAD's --debiasstart and DARP's --warm, all written `epoch > E` in their code)."""
+        return self.epoch > epochs
+
 
 @dataclass
 class StepResult:
@@ -67,6 +76,9 @@ class PseudoLabels:
     soft_targets: bool = False
     """The unlabeled loss learns the whole distribution `probs` of each accepted image instead of its argmax
     (CDMAD's released code; a component may switch it on)."""
+    class_thresholds: Tensor | None = None
+    """[C] a threshold per class, each image judged by its target's (FlexMatch); None: `threshold` for all. Set
+    with `set_class_thresholds`."""
     target: Tensor = field(init=False)
     confidence: Tensor = field(init=False)
     mask: Tensor = field(init=False)
@@ -80,6 +92,14 @@ class PseudoLabels:
 
     def finalise(self) -> None:
         self.confidence, self.target = self.probs.max(dim=1)
+        if self.class_thresholds is not None:
+            mask = self.confidence >= self.class_thresholds[self.target]
+            if self.raw_opens_mask and self.raw_probs is not self.probs:
+                raw_conf, raw_target = self.raw_probs.max(dim=1)
+                mask = mask | (raw_conf >= self.class_thresholds[raw_target])
+            self.mask = mask
+            self._derived = {}
+            return
         mask = self.confidence >= self.threshold
         if self.raw_probs is self.probs:
             self._raw_confident = mask
@@ -107,6 +127,11 @@ class PseudoLabels:
         """1. for accepted images whose hidden label is known (truth >= 0), else 0. [n] (diagnostics). `truth`: the
         batch's hidden labels, the same tensor at every call within a step."""
         return self._once("known_masked", lambda: (self.mask & (truth >= 0)).float())
+
+    def set_class_thresholds(self, thresholds: Tensor) -> None:
+        """Judge each image by the threshold of its target class from now on (the mask is recomputed)."""
+        self.class_thresholds = thresholds
+        self.finalise()
 
     def replace_probs(self, probs: Tensor) -> None:
         self.probs = probs

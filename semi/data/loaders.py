@@ -20,17 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 from semi.config import DataConfig
 from semi.data.augment import Augmenter
 from semi.data.prepare import PreparedData
+from semi.seeds import mix_seed
 
 _LABELED, _UNLABELED, _AUGMENT = 1, 2, 3
-
-
-def _seed(*parts: int) -> int:
-    """A 63-bit seed mixed from integers (splitmix64 steps), stable across processes and Python versions."""
-    x = 0x9E3779B97F4A7C15
-    for p in parts:
-        x = (x ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        x = (x ^ (x >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
-    return x >> 1
 
 
 class EpochSampler:
@@ -42,7 +34,7 @@ class EpochSampler:
 
     def permutation(self, epoch: int) -> Tensor:
         if self._cache is None or self._cache[0] != epoch:
-            g = torch.Generator().manual_seed(_seed(self.seed, self.stream, epoch))
+            g = torch.Generator().manual_seed(mix_seed(self.seed, self.stream, epoch))
             self._cache = (epoch, torch.randperm(self.n, generator=g))
         return self._cache[1]
 
@@ -91,7 +83,7 @@ class StepBatches(Dataset):
         return self.total_steps
 
     def __getitem__(self, step: int) -> dict[str, Tensor]:
-        gen = torch.Generator().manual_seed(_seed(self.seed, _AUGMENT, self.rank, step))
+        gen = torch.Generator().manual_seed(mix_seed(self.seed, _AUGMENT, self.rank, step))
         b = self.batch_size
         pos = (step * self.world_size + self.rank) * b
         idx_l = self.labeled_idx[self.labeled_sampler.take(pos, b)]

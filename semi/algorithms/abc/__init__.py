@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
-from semi.specs import MethodSpec, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, lazy_attributes, register
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -27,12 +27,8 @@ class AbcConfig:
 
 
 def check(cfg: Config) -> list[str]:
-    p: list[str] = []
-
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            p.append(msg)
-
+    p = Problems()
+    need = p.need
     need(cfg.abc.loss_weight >= 0, f"abc.loss_weight: must be >= 0, got {cfg.abc.loss_weight}")
     return p
 

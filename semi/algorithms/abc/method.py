@@ -29,9 +29,9 @@ from semi.algorithms.abc import SPEC
 from semi.algorithms.base import StepInfo, Views
 from semi.algorithms.fixmatch import FixMatch
 from semi.config import Config
-from semi.data.loaders import _seed as mix_seed
 from semi.distributed import rank
 from semi.models.heads import ModelOutput
+from semi.seeds import mix_seed
 
 _ABC_STREAM = 0xABC
 """Mixed into the Bernoulli generator's seed so its stream differs from the data loader's (same train.seed)."""

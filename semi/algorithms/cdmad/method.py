@@ -82,7 +82,7 @@ class CDMAD(Component):
         return self.cfg.threshold
 
     def active(self, info: StepInfo) -> bool:
-        return info.epoch > self.cfg.warmup_epochs
+        return info.past(self.cfg.warmup_epochs)
 
     @torch.no_grad()
     def before_forward(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from semi.specs import MethodSpec, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, lazy_attributes, register
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -59,6 +59,12 @@ class SemiConfig:
     """Weight of the feature consistency loss."""
     warmup_epochs: int = 5
     """Prototypes, OHEML and L_cons start when the epoch index exceeds this (E_est)."""
+    prototype_gate: Literal["none", "labeled"] = "none"
+    """SeMi+ (ours, off by default): labeled scales each class's blend weight by how often that class's prototype
+    labels the labeled images of that class right (an EMA over steps, 0 until measured), so prototypes that are
+    measured to be wrong stop moving the pseudo-labels; never measured on test or unlabeled truth."""
+    gate_momentum: float = 0.9
+    """EMA rate of the prototypes' per-class accuracy on labeled images (semi.prototype_gate=labeled)."""
     query_view: Literal["strong", "weak"] = "strong"
     """Which view's embedding is compared with the prototypes."""
     pseudo_label_source: Literal["base", "raw"] = "base"
@@ -67,12 +73,8 @@ class SemiConfig:
 
 
 def check(cfg: Config) -> list[str]:
-    p: list[str] = []
-
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            p.append(msg)
-
+    p = Problems()
+    need = p.need
     s = cfg.semi
     need(0 < s.threshold <= 1, f"semi.threshold: must be in (0, 1], got {s.threshold}")
     need(s.bank_size >= 1, f"semi.bank_size: must be >= 1, got {s.bank_size}")
@@ -84,6 +86,7 @@ def check(cfg: Config) -> list[str]:
     need(s.t_p > 0, f"semi.t_p: must be > 0, got {s.t_p}")
     need(0 <= s.center_momentum < 1, f"semi.center_momentum: must be in [0, 1), got {s.center_momentum}")
     need(s.lambda_c >= 0, f"semi.lambda_c: must be >= 0, got {s.lambda_c}")
+    need(0 <= s.gate_momentum < 1, f"semi.gate_momentum: must be in [0, 1), got {s.gate_momentum}")
     need(s.warmup_epochs >= 0, f"semi.warmup_epochs: must be >= 0, got {s.warmup_epochs}")
     need(not (s.prototypes and not s.memory_bank),
          "semi.prototypes: needs semi.memory_bank=true (prototypes are the bank's class means); "

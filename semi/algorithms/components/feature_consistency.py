@@ -31,7 +31,7 @@ class FeatureConsistencyComponent(SemiThreshold, Component):
         self.register_buffer("centre", torch.zeros(embed_dim))
 
     def extra_losses(self, pl: PseudoLabels, views: Views, info: StepInfo) -> dict[str, Tensor]:
-        if info.epoch <= self.cfg.warmup_epochs:
+        if not info.past(self.cfg.warmup_epochs):
             return {"cons": views.weak.embedding.new_zeros(())}
         loss, teacher = consistency_loss(views.weak.embedding, views.strong_stacked().embedding, self.centre,
                                          ~pl.mask, self.cfg.t_p, scale=self.cfg.lambda_c)

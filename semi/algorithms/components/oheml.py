@@ -28,7 +28,7 @@ class OHEMLComponent(SemiThreshold, Component):
         """Diagnostics since the last evaluation: OHEML weights of masked images summed by their hidden class."""
 
     def sample_weights(self, pl: PseudoLabels, info: StepInfo, logs: dict[str, Tensor]) -> Tensor | None:
-        if info.epoch <= self.cfg.warmup_epochs:
+        if not info.past(self.cfg.warmup_epochs):
             return None
         w = entropy_weights(pl.probs.detach(), self.cfg.oheml_strength)
         mean_masked = torch.dot(w, pl.mask_float()) / pl.mask_count()
@@ -41,7 +41,7 @@ class OHEMLComponent(SemiThreshold, Component):
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:
-        if info.epoch <= self.cfg.warmup_epochs:
+        if not info.past(self.cfg.warmup_epochs):
             return
         counted, truth = pl.known_masked_float(batch["u_y"]), batch["u_y"].clamp_min(0)
         self.weight_sum.index_add_(0, truth, self._last_weights * counted)

@@ -85,6 +85,9 @@ class PrototypeComponent(SemiThreshold, Component):
         self.register_buffer("class_weight", torch.ones(num_classes))
         """w_k: share of class k among the counted pseudo-labels, refreshed once per epoch (1 before)."""
         self._sibling: tuple[MemoryBankComponent, ...] = ()  # a tuple: not registered, saved once (by the bank)
+        if cfg.prototype_gate == "labeled":  # registered only when on: checkpoints without the gate keep loading
+            self.register_buffer("labeled_acc", torch.zeros(num_classes))
+            """Per class, an EMA of how often the prototypes label that class's labeled images right."""
 
     @property
     def bank(self) -> MemoryBankComponent:
@@ -102,7 +105,7 @@ class PrototypeComponent(SemiThreshold, Component):
         self.class_weight.copy_(torch.where(total > 0, self.pl_counts / total.clamp_min(1), self.class_weight))
 
     def active(self, info: StepInfo) -> bool:
-        return info.epoch > self.cfg.warmup_epochs
+        return info.past(self.cfg.warmup_epochs)
 
     def refine(self, pl: PseudoLabels, views: Views, info: StepInfo, logs: dict[str, Tensor]) -> None:
         if not self.active(info):
@@ -114,6 +117,8 @@ class PrototypeComponent(SemiThreshold, Component):
         # An empty bank (all -inf, q NaN) contributes nothing: q = base, and blending base with itself gives base.
         q = torch.where(available.any(), q, base)
         a = (self.cfg.alpha * info.progress) * self.class_weight
+        if self.cfg.prototype_gate == "labeled":
+            a = a * self.labeled_acc
         # pl.target is already the argmax of pl.probs (its max's index): reused, one op less per step
         proto_target, base_target = q.argmax(1), base.argmax(1) if self._raw_source else pl.target
         logs["proto_agreement"] = (proto_target == base_target).float().mean()
@@ -131,8 +136,32 @@ class PrototypeComponent(SemiThreshold, Component):
         if self.active(info):  # accuracy on masked images with a known hidden label: prototypes, classifier, blend
             proto, classifier = self._last_targets
             truth = batch["u_y"]
+            known = pl.known_masked_float(truth)
             log_hits(logs, ("proto_acc", "classifier_acc", "blend_acc"),
-                     torch.stack([proto, classifier, pl.target]) == truth, pl.known_masked_float(truth))
+                     torch.stack([proto, classifier, pl.target]) == truth, known)
+            # the blend's effect: the share of accepted labels it changed, and how many of those it made right
+            changed = pl.target != classifier
+            log_hits(logs, "blend_change", changed, known)
+            log_hits(logs, "blend_fix", pl.target == truth, changed * known)
+        if self.cfg.prototype_gate == "labeled":
+            self.update_labeled_accuracy(views.labeled.embedding.detach(), batch["y_l"])
+
+    @torch.no_grad()
+    def update_labeled_accuracy(self, z: Tensor, y: Tensor) -> None:
+        """EMA of the prototypes' per-class accuracy on the labeled batch (classes present in it; every rank's)."""
+        centres, available = self.bank.bank.prototypes()
+        pred = prototype_probs(z, centres, available, self.cfg.t_tar).argmax(1)
+        stats = torch.zeros(2, len(self.labeled_acc), device=z.device)
+        stats[0].index_add_(0, y, (pred == y).float() * available.any().float())
+        stats[1].index_add_(0, y, torch.ones_like(y, dtype=torch.float32))
+        if world_size() > 1:
+            stats = all_reduce_sum(stats)
+        acc = stats[0] / stats[1].clamp_min(1)
+        m = self.cfg.gate_momentum
+        self.labeled_acc.copy_(torch.where(stats[1] > 0, m * self.labeled_acc + (1 - m) * acc, self.labeled_acc))
 
     def diagnostics(self) -> dict[str, object]:
-        return {"proto_class_weight": [float(v) for v in self.class_weight]}
+        out: dict[str, object] = {"proto_class_weight": [float(v) for v in self.class_weight]}
+        if self.cfg.prototype_gate == "labeled":
+            out["proto_labeled_acc"] = [float(v) for v in self.labeled_acc]
+        return out

@@ -18,6 +18,6 @@ class SemiThreshold:
         return self.cfg.threshold
 
     def mask_threshold(self, base: float, info: StepInfo) -> float:
-        if self.cfg.threshold_schedule == "after_warmup" and info.epoch <= self.cfg.warmup_epochs:
+        if self.cfg.threshold_schedule == "after_warmup" and not info.past(self.cfg.warmup_epochs):
             return base
         return self.cfg.threshold

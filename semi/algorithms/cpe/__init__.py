@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
-from semi.specs import MethodSpec, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, lazy_attributes, register
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -38,12 +38,8 @@ class CpeConfig:
 
 
 def check(cfg: Config) -> list[str]:
-    p: list[str] = []
-
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            p.append(msg)
-
+    p = Problems()
+    need = p.need
     c = cfg.cpe
     need(0 <= c.medium_from <= c.tail_from <= 1,
          f"cpe.medium_from, cpe.tail_from: need 0 <= medium_from <= tail_from <= 1, got {c.medium_from}, {c.tail_from}")

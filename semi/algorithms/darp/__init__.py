@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
-from semi.specs import MethodSpec, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, lazy_attributes, register
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -46,12 +46,8 @@ class DarpConfig:
 
 
 def check(cfg: Config) -> list[str]:
-    p: list[str] = []
-
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            p.append(msg)
-
+    p = Problems()
+    need = p.need
     dp = cfg.darp
     need(dp.warmup >= 0, f"darp.warmup: must be >= 0, got {dp.warmup}")
     need(dp.solve_every >= 1, f"darp.solve_every: must be >= 1, got {dp.solve_every}")

@@ -141,7 +141,7 @@ class DARP(FixMatch):
 
     def active(self, info: StepInfo) -> bool:
         # `epoch > args.warm` in the authors' code, with warm a share of training here (our runs vary in length)
-        return info.epoch > self.cfg.darp.warmup * info.total_epochs
+        return info.past(self.cfg.darp.warmup * info.total_epochs)
 
     def solve_due(self, info: StepInfo) -> bool:
         # the authors' `batch_idx % num_iter == 0`, batch_idx counting the steps of the current epoch

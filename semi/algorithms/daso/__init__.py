@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
-from semi.specs import MethodSpec, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, lazy_attributes, register
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -43,12 +43,8 @@ class DasoConfig:
 
 
 def check(cfg: Config) -> list[str]:
-    p: list[str] = []
-
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            p.append(msg)
-
+    p = Problems()
+    need = p.need
     g = cfg.daso
     need(g.queue_size >= 1, f"daso.queue_size: must be >= 1, got {g.queue_size}")
     need(g.pretrain_epochs >= 0, f"daso.pretrain_epochs: must be >= 0, got {g.pretrain_epochs}")

@@ -127,8 +127,7 @@ class DASO(FixMatch):
 
     def active(self, info: StepInfo) -> bool:
         """After pre-training (the authors: from step PRETRAIN_STEPS on); a Python bool, no host sync."""
-        steps_per_epoch = info.total_steps / info.total_epochs
-        return info.step >= self.cfg.daso.pretrain_epochs * steps_per_epoch
+        return info.step >= self.cfg.daso.pretrain_epochs * info.steps_per_epoch
 
     @torch.no_grad()
     def enqueue_labeled(self, x_l: Tensor, y_l: Tensor) -> None:

@@ -30,8 +30,7 @@ class DualHead(SemiSupervisedAlgorithm):
         warmup = self.cfg.algorithm.debias_warmup_epochs
         if warmup <= 0:
             return 1.0
-        steps_per_epoch = info.total_steps / info.total_epochs
-        return min(1.0, info.step / (warmup * steps_per_epoch))
+        return min(1.0, info.step / (warmup * info.steps_per_epoch))
 
     def standard_head_debiasing(self) -> Tensor | float:
         """tau1 of the standard head's pseudo-label: 0 here (the raw softmax); ACR adapts it."""

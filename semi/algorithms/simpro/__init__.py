@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
-from semi.specs import MethodSpec, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, lazy_attributes, register
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -33,12 +33,8 @@ class SimProConfig:
 
 
 def check(cfg: Config) -> list[str]:
-    p: list[str] = []
-
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            p.append(msg)
-
+    p = Problems()
+    need = p.need
     sp = cfg.simpro
     need(sp.tau >= 0, f"simpro.tau: must be >= 0, got {sp.tau}")
     need(0 <= sp.momentum < 1, f"simpro.momentum: must be in [0, 1), got {sp.momentum}")

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from semi.data.decode import load_npz
 from semi.data.sources.base import ImageData, register_source, require_files
-from semi.data.sources.mnist import load_npz
 from semi.errors import DataError
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

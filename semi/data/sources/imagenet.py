@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from semi.data.decode import load_npz
 from semi.data.sources.base import ImageData, register_source
 from semi.data.sources.cifar import entry, planes_to_nhwc, read_pickle
-from semi.data.sources.mnist import load_npz
 from semi.errors import DataError
 
 MAP_FILE = Path(__file__).with_name("imagenet127_map.json")

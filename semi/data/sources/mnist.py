@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semi.data.decode import load_npz
 from semi.data.sources.base import ImageData, register_source, require_files
 from semi.errors import DataError
 
@@ -102,17 +103,3 @@ def load_fashion_mnist(root: Path, cfg: object) -> ImageData:
                   hint="(the original idx files, gzip or not; `apt-get install dataset-fashion-mnist` installs them "
                        f"in {DEBIAN_FASHION}/, which is searched too)")
     raise AssertionError("unreachable: require_files raises")
-
-
-def load_npz(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
-    """The named arrays of an .npz (no pickles), with a DataError naming the file when it is unreadable or lacks one."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in keys if k not in z.files]
-            if missing:
-                raise DataError(f"{path} lacks array(s) {', '.join(missing)} (it has: {', '.join(z.files) or 'none'})")
-            return {k: z[k] for k in z.files}
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001  (zip, pickle or format errors from a damaged file)
-        raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None

@@ -19,14 +19,13 @@ integer labels 0..K-1; K is len(class_names), else the largest label + 1. Nothin
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from semi.data.decode import as_images, load_npz, open_image, to_8bit
 from semi.data.sources.base import ImageData, register_source
-from semi.data.sources.mnist import load_npz
 from semi.errors import DataError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -101,34 +100,13 @@ def list_image_folder(path: Path) -> tuple[list[tuple[Path, int]], list[tuple[Pa
     return train, test, names
 
 
-def _open(path: Path) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        return Image.open(path)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
-
-
-def _to_8bit(im: Any, gray: bool) -> Any:
-    """A decoded image as 8-bit 'L' or 'RGB' (16-bit greyscale is scaled, not clipped)."""
-    from PIL import Image
-
-    if gray and (im.mode.startswith("I;16") or im.mode == "I"):
-        a = np.asarray(im).astype(np.float64)
-        if im.mode.startswith("I;16") or a.max() > 255:
-            a = a / 257.0
-        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
-    return im.convert("L" if gray else "RGB")
-
-
 def load_images(files: list[Path], size: int | None) -> np.ndarray:
     """Decode the files into one uint8 NHWC array (greyscale when all are), resizing to size x size if given."""
     from PIL import Image
 
     modes, sizes = [], []
     for f in files:  # headers only: the colour mode and the size decide the array before any pixel is decoded
-        with _open(f) as im:
+        with open_image(f) as im:
             modes.append(im.mode)
             sizes.append(im.size)
     gray = all(m in GRAY_MODES for m in modes)
@@ -142,10 +120,10 @@ def load_images(files: list[Path], size: int | None) -> np.ndarray:
         width = height = size
     out = np.empty((len(files), height, width, 1 if gray else 3), dtype=np.uint8)
     for i, f in enumerate(files):
-        with _open(f) as im:
+        with open_image(f) as im:
             try:
                 im.load()
-                img = _to_8bit(im, gray)
+                img = to_8bit(im, gray)
                 if img.size != (width, height):
                     img = img.resize((width, height), Image.Resampling.BILINEAR)
             except Exception as exc:  # noqa: BLE001  (Pillow raises OSError, SyntaxError, zlib errors, ...)
@@ -168,27 +146,6 @@ def load_image_folder(root: Path, cfg: Any) -> ImageData:
     return ImageData(images[:n], labels[:n], images[n:], labels[n:], names, files=[f for f, _ in train + test])
 
 
-def _as_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
-    """(N, H, W[, C]) uint8, or floats in [0, 1] scaled to uint8; anything else is a DataError saying what to do."""
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        hint = " (it looks channels-first: transpose it to (N, H, W, C))" if x.ndim == 4 and x.shape[1] in (1, 3) \
-            else ""
-        raise DataError(f"{path}: {key} must have shape (N, H, W, C) with C = 1 or 3, or (N, H, W); "
-                        f"got {x.shape}{hint}")
-    if x.dtype == np.uint8:
-        return x
-    if x.dtype.kind == "f":
-        lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0.0 and hi <= 1.0):
-            raise DataError(f"{path}: {key} is {x.dtype} with values {lo:g}..{hi:g}; float images must lie in "
-                            f"[0, 1] (or store uint8 0..255)")
-        warnings.warn(f"{path}: {key} is {x.dtype} in [0, 1]; converted to uint8 as round(255 * x)", stacklevel=3)
-        return np.rint(x * 255.0).astype(np.uint8)
-    raise DataError(f"{path}: {key} has dtype {x.dtype}; images must be uint8 (0..255) or float in [0, 1]")
-
-
 def _as_labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -201,7 +158,7 @@ def _as_labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
 def load_numpy(root: Path, cfg: Any) -> ImageData:
     path = _user_path(cfg, "numpy", "an .npz file with x_train, y_train, x_test, y_test")
     d = load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
-    x, xt = _as_images(d["x_train"], path, "x_train"), _as_images(d["x_test"], path, "x_test")
+    x, xt = as_images(d["x_train"], path, "x_train"), as_images(d["x_test"], path, "x_test")
     y, yt = _as_labels(d["y_train"], path, "y_train"), _as_labels(d["y_test"], path, "y_test")
     if "class_names" in d:
         names = [str(n) for n in np.asarray(d["class_names"]).reshape(-1)]
