@@ -192,9 +192,9 @@ def test_plugins_from_the_command_line(tmp_path):
 
 
 def test_a_checkpoint_written_before_the_redesign_still_resumes(tmp_path):
-    """tests/data/pre-redesign-semi-*: the checkpoint and config.yaml of `semi train algorithm.name=semi train.epochs=2 train.steps_per_epoch=3
-    train.eval_every=3 train.batch_size=8 model.width=4 semi.bank_size=4` at commit 426a5a6 (before method specs),
-    step 6 of 6. Resumed and extended by one epoch with today's code."""
+    """tests/data/pre-redesign-semi-*: the checkpoint and config.yaml of `semi train algorithm.name=semi
+    train.epochs=2 train.steps_per_epoch=3 train.eval_every=3 train.batch_size=8 model.width=4 semi.bank_size=4` at
+    commit 426a5a6 (before method specs), step 6 of 6. Resumed and extended by one epoch with today's code."""
     import shutil
 
     from semi.cli import main
