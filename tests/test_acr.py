@@ -1,6 +1,8 @@
 """ACR's adaptive tau1 and unlabeled-distribution estimate against a transcription of ACR's released training loop,
 and the dual-head base (SeMi's authors' base) that makes the raw standard-head pseudo-label."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -94,8 +96,8 @@ def run_ours(acr: ACR, batches) -> tuple[list[float], list[torch.Tensor]]:
             acr.on_epoch_start(info.epoch)
             taus.append(float(acr.tau1))
         # (standard-head debiased target, its mask, balanced-head target, balanced-head confident)
-        acr._balanced_pseudo_labels = (target, confident, target, confident)
-        acr.observe(None, None, {"u_is_labeled": labeled}, info, {})
+        pl = SimpleNamespace(notes={"balanced": (target, confident, target, confident)})
+        acr.observe(pl, None, {"u_is_labeled": labeled}, info, {})
         estimates.append(acr.u_estimate.clone())
     return taus, estimates
 
@@ -176,7 +178,7 @@ def test_dual_head_losses_on_a_hand_made_batch():
     info = StepInfo(step=0, epoch=0, total_steps=10, total_epochs=1)
     pl = algo.pseudo_labels(weak, info)
     assert pl.mask.tolist() == [True, False, False] and pl.target.tolist()[0] == 0
-    losses = algo.base_unlabeled_losses(views, {}, info, {})
+    losses = algo.base_unlabeled_losses(views, pl, {}, info, {})
     # p12 = softmax(g1 - 2 log(0.75, 0.25)): row 0 -> class 0 (4 + 0.575 - 2.773 > 0), conf 0.858 < 0.95 but the
     # balanced head is unsure (0.5); row 1 -> class 1, balanced head 0.982 >= 0.95 opens the mask.
     p12 = torch.softmax(g1 - 2 * torch.log(torch.tensor([0.75, 0.25])), dim=1)

@@ -121,6 +121,8 @@ def test_acr_tau1_at_the_first_estimating_epoch(schedule, init, expected):
 def test_acr_tau1_for_an_estimate_equal_to_the_prior(convention, expected):
     """CIFAR-10-LT counts (gamma 100): KLs to the anchors (0, 1.57, 6.28) give tau1 = 2 / (1 + e^1.57 + e^6.28)
     with the Jeffreys sum, and 2 / (1 + e^0.79 + e^3.14) with ACR's released halving."""
+    from types import SimpleNamespace
+
     from semi.algorithms.acr import ACR
     from semi.algorithms.base import StepInfo
     from semi.config import Config
@@ -133,11 +135,11 @@ def test_acr_tau1_for_an_estimate_equal_to_the_prior(convention, expected):
     acr.u_estimate.copy_(counts / counts.sum())
     targets = torch.repeat_interleave(torch.arange(10), counts)  # a batch distributed exactly as the prior
     confident = torch.ones_like(targets, dtype=torch.bool)
-    acr._balanced_pseudo_labels = (targets, confident, targets, confident)
+    pl = SimpleNamespace(notes={"balanced": (targets, confident, targets, confident)})
     batch = {"u_is_labeled": torch.zeros_like(targets, dtype=torch.bool)}
     info = StepInfo(step=700, epoch=cfg.algorithm.est_epoch + 1, total_steps=1000, total_epochs=10)
     for _ in range(3):
-        acr.observe(None, None, batch, info, {})
+        acr.observe(pl, None, batch, info, {})
     acr.update_tau1()
     assert float(acr.tau1) == pytest.approx(expected, abs=1e-4)
 
@@ -177,9 +179,9 @@ def test_acr_estimate_counts_images_or_class_presence(counting, expected):
     cfg.algorithm.estimate_counting, cfg.algorithm.est_momentum, cfg.algorithm.est_epoch = counting, 0.0, 0
     acr = ACR(cfg, 3, torch.tensor([6.0, 3.0, 1.0]), [])
     target, confident = torch.tensor([0, 0, 0, 1, 2]), torch.ones(5, dtype=torch.bool)
-    acr._balanced_pseudo_labels = (target, confident, target, confident)
+    pl = SimpleNamespace(notes={"balanced": (target, confident, target, confident)})
     batch = {"u_is_labeled": torch.tensor([False, False, False, False, True])}
-    acr.observe(SimpleNamespace(), SimpleNamespace(), batch, StepInfo(step=0, epoch=1, total_steps=10, total_epochs=1),
+    acr.observe(pl, SimpleNamespace(), batch, StepInfo(step=0, epoch=1, total_steps=10, total_epochs=1),
                 {})
     assert acr.u_estimate.tolist() == expected
 

@@ -183,7 +183,7 @@ def test_semantic_and_blended_pseudo_labels_match_the_authors_code():
     algo, ref_queue = filled_pair()
     ref = authors_forward_train(LOGITS, WEAK_FEATS, STRONG_FEATS, ref_queue.prototypes, PL_COUNTS / PL_COUNTS.sum())
     pl = algo.pseudo_labels(ModelOutput(WEAK_FEATS, LOGITS, LOGITS), ACTIVE)
-    q, _, _, _, w = algo._semantic
+    q, _, _, _, w = pl.notes["semantic"]
     assert torch.allclose(q, ref["soft_target"], atol=1e-6)
     assert torch.allclose(w, ref["weight"], atol=1e-6)
     assert torch.allclose(pl.probs, ref["p"], atol=1e-6)
@@ -212,11 +212,11 @@ def test_fixed_blend_weight_without_distribution_awareness():
 def test_semantic_alignment_loss_and_its_gradient_match_the_authors_code():
     algo, ref_queue = filled_pair()
     pl_dist = PL_COUNTS / PL_COUNTS.sum()
-    algo.pseudo_labels(ModelOutput(WEAK_FEATS, LOGITS, LOGITS), ACTIVE)
+    pl = algo.pseudo_labels(ModelOutput(WEAK_FEATS, LOGITS, LOGITS), ACTIVE)
     z1, z2 = STRONG_FEATS.clone().requires_grad_(), STRONG_FEATS_2.clone().requires_grad_()
     views = Views(None, ModelOutput(WEAK_FEATS, LOGITS, LOGITS),
                   (ModelOutput(z1, LOGITS, LOGITS), ModelOutput(z2, LOGITS, LOGITS)))
-    loss = algo.base_unlabeled_losses(views, {}, ACTIVE, {})["align"]
+    loss = algo.base_unlabeled_losses(views, pl, {}, ACTIVE, {})["align"]
     r1, r2 = (STRONG_FEATS.clone().requires_grad_(), STRONG_FEATS_2.clone().requires_grad_())
     ref1 = authors_forward_train(LOGITS, WEAK_FEATS, r1, ref_queue.prototypes, pl_dist)["loss_assign"]
     ref2 = authors_forward_train(LOGITS, WEAK_FEATS, r2, ref_queue.prototypes, pl_dist)["loss_assign"]
@@ -226,8 +226,8 @@ def test_semantic_alignment_loss_and_its_gradient_match_the_authors_code():
     ref.backward()
     assert torch.allclose(z1.grad, r1.grad, atol=1e-6) and torch.allclose(z2.grad, r2.grad, atol=1e-6)
     algo.cfg.daso.align_weight = 0.25
-    assert algo.base_unlabeled_losses(views, {}, ACTIVE, {})["align"].item() == pytest.approx(0.25 * ref.item(),
-                                                                                              rel=1e-6)
+    assert algo.base_unlabeled_losses(views, pl, {}, ACTIVE, {})["align"].item() == pytest.approx(0.25 * ref.item(),
+                                                                                                  rel=1e-6)
 
 
 def test_empty_classes_take_no_part_and_pretraining_is_fixmatch():
@@ -238,14 +238,14 @@ def test_empty_classes_take_no_part_and_pretraining_is_fixmatch():
     algo.pl_dist.copy_(PL_COUNTS)
     weak = ModelOutput(WEAK_FEATS, LOGITS, LOGITS)
     pl = algo.pseudo_labels(weak, ACTIVE)  # epoch 1 < 2: pre-training
-    assert pl.probs is pl.raw_probs and algo._semantic is None
+    assert pl.probs is pl.raw_probs and "semantic" not in pl.notes
     views = Views(None, weak, (weak, weak))
-    assert algo.base_unlabeled_losses(views, {}, ACTIVE, {})["align"].item() == 0.0
+    assert algo.base_unlabeled_losses(views, pl, {}, ACTIVE, {})["align"].item() == 0.0
     later = StepInfo(step=20, epoch=2, total_steps=100, total_epochs=10)
-    algo.pseudo_labels(weak, later)
-    q = algo._semantic[0]
+    pl = algo.pseudo_labels(weak, later)
+    q = pl.notes["semantic"][0]
     assert (q[:, 3] == 0).all() and torch.allclose(q.sum(1), torch.ones(len(q)))
-    assert torch.isfinite(algo.base_unlabeled_losses(views, {}, later, {})["align"])
+    assert torch.isfinite(algo.base_unlabeled_losses(views, pl, {}, later, {})["align"])
 
 
 def test_pseudo_label_distribution_windows_match_the_authors_logger():
@@ -257,7 +257,6 @@ def test_pseudo_label_distribution_windows_match_the_authors_logger():
         probs = F.one_hot(target, C).float() * 0.5 + 0.125  # masked or not, every pseudo-label counts
         pl = PseudoLabels(probs, probs, 0.95)
         info = StepInfo(step=step, epoch=0, total_steps=100, total_epochs=10)
-        algo._semantic = None
         algo.observe(pl, None, {"u_y": target}, info, {})
         ref.push_pl_list(target)
         if (step + 1) % 3 == 0:
@@ -366,14 +365,12 @@ def test_blend_weights_follow_every_change_of_the_pseudo_label_distribution():
     must refresh them."""
     algo, _ = filled_pair()
     weak = ModelOutput(WEAK_FEATS, LOGITS, LOGITS)
-    algo.pseudo_labels(weak, ACTIVE)
-    before = algo._semantic[-1].clone()
+    before = algo.pseudo_labels(weak, ACTIVE).notes["semantic"][-1].clone()
     flipped = PL_COUNTS.flip(0)
     algo.pl_dist.copy_(flipped)
-    algo.pseudo_labels(weak, ACTIVE)
+    now = algo.pseudo_labels(weak, ACTIVE).notes["semantic"][-1]
     p = torch.softmax(LOGITS, 1)
     expected = distribution_weights(flipped, algo.cfg.daso.dist_temperature)[p.argmax(1)][:, None]
-    assert torch.allclose(algo._semantic[-1], expected) and not torch.allclose(before, expected)
+    assert torch.allclose(now, expected) and not torch.allclose(before, expected)
     algo.load_state_dict({**algo.state_dict(), "pl_dist": PL_COUNTS.clone()})
-    algo.pseudo_labels(weak, ACTIVE)
-    assert torch.allclose(algo._semantic[-1], before)
+    assert torch.allclose(algo.pseudo_labels(weak, ACTIVE).notes["semantic"][-1], before)

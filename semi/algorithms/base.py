@@ -15,7 +15,7 @@ Algorithms are nn.Modules so that all their state (buffers) moves with `.to(devi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -76,6 +76,11 @@ class PseudoLabels:
     soft_targets: bool = False
     """The unlabeled loss learns the whole distribution `probs` of each accepted image instead of its argmax
     (CDMAD's released code; a component may switch it on)."""
+    notes: dict[str, Any] = field(default_factory=dict, repr=False)
+    """What one hook of this step hands to a later hook of the same step, named by its writer: the dual-head
+    base's "balanced" targets (ACR's estimate reads them), DASO's "semantic" pseudo-label (its alignment loss),
+    SeMi's "prototype_targets" and "oheml_weights" (their diagnostics). It lives and dies with the step, so
+    nothing of one step leaks into the next through the modules."""
     class_thresholds: Tensor | None = None
     """[C] a threshold per class, each image judged by its target's (FlexMatch); None: `threshold` for all. Set
     with `set_class_thresholds`."""
@@ -437,7 +442,7 @@ class SemiSupervisedAlgorithm(Algorithm):
             return strong_views_soft_ce(both, pl.probs, weights)
         return strong_views_ce(both, pl.target, weights)
 
-    def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
+    def base_unlabeled_losses(self, views: Views, pl: PseudoLabels, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         return {}
 
@@ -470,7 +475,7 @@ class SemiSupervisedAlgorithm(Algorithm):
                 if w is not None:
                     weights = weights * w
         losses["unsup"] = self.cfg.algorithm.lambda_u * self.unlabeled_loss(views, pl, weights)
-        losses.update(self.base_unlabeled_losses(views, batch, info, logs))
+        losses.update(self.base_unlabeled_losses(views, pl, batch, info, logs))
         for comp in self.components:
             losses.update(comp.extra_losses(pl, views, info))
 

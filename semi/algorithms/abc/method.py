@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from semi.algorithms.abc import SPEC
-from semi.algorithms.base import StepInfo, Views
+from semi.algorithms.base import PseudoLabels, StepInfo, Views
 from semi.algorithms.fixmatch import FixMatch
 from semi.config import Config
 from semi.distributed import rank
@@ -95,7 +95,7 @@ class ABC(FixMatch):
         is added with its unlabeled loss in `base_unlabeled_losses`."""
         return {"sup": F.cross_entropy(out.logits, y)}
 
-    def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
+    def base_unlabeled_losses(self, views: Views, pl: PseudoLabels, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         a = self.cfg.abc
         gen = step_generator(self.cfg.train.seed, info.step, views.labeled.logits.device)

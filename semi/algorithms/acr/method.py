@@ -92,7 +92,7 @@ class ACR(DualHead):
         if not self.estimating(info.epoch):
             return
         a = self.cfg.algorithm
-        target12, mask12, target_b, confident_b = self._balanced_pseudo_labels
+        target12, mask12, target_b, confident_b = pl.notes["balanced"]
         target, mask = (target_b, confident_b) if a.estimate_from == "balanced_head" else (target12, mask12)
         counted = mask & ~batch["u_is_labeled"]  # images that are also labeled stay out of the estimate
         hist = torch.zeros(self.num_classes, device=target.device).index_add_(0, target, counted.float())

@@ -31,6 +31,10 @@ class MemoryBankComponent(SemiThreshold, Component):
         if (info.step + 1) % self.cfg.decay_every == 0:
             self.bank.decay(self.cfg.decay)
 
+    def prototypes(self):
+        """(centres [C, D], available [C]): the class means of the filled slots (SeMi's prototypes read these)."""
+        return self.bank.prototypes()
+
     def diagnostics(self) -> dict[str, object]:
         right, known = (v.cpu().double() for v in self.bank.purity_counts())
         nan = float("nan")

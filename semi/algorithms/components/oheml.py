@@ -35,7 +35,7 @@ class OHEMLComponent(SemiThreshold, Component):
         logs["oheml_weight"] = mean_masked
         if self.cfg.oheml_normalize:  # keep the loss scale: mean weight 1 over the masked samples (no host sync)
             w = w / mean_masked.clamp_min(1e-12)
-        self._last_weights = w
+        pl.notes["oheml_weights"] = w
         return w
 
     @torch.no_grad()
@@ -44,7 +44,7 @@ class OHEMLComponent(SemiThreshold, Component):
         if not info.past(self.cfg.warmup_epochs):
             return
         counted, truth = pl.known_masked_float(batch["u_y"]), batch["u_y"].clamp_min(0)
-        self.weight_sum.index_add_(0, truth, self._last_weights * counted)
+        self.weight_sum.index_add_(0, truth, pl.notes["oheml_weights"] * counted)
         self.weight_count.index_add_(0, truth, counted)
 
     def diagnostics(self) -> dict[str, object]:

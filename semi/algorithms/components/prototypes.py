@@ -110,7 +110,7 @@ class PrototypeComponent(SemiThreshold, Component):
     def refine(self, pl: PseudoLabels, views: Views, info: StepInfo, logs: dict[str, Tensor]) -> None:
         if not self.active(info):
             return
-        centres, available = self.bank.bank.prototypes()
+        centres, available = self.bank.prototypes()
         view = views.strong[0] if self.cfg.query_view == "strong" else views.weak
         base = pl.raw_probs if self._raw_source else pl.probs
         q = prototype_probs(view.embedding, centres, available, self.cfg.t_tar)
@@ -124,7 +124,7 @@ class PrototypeComponent(SemiThreshold, Component):
         logs["proto_agreement"] = (proto_target == base_target).float().mean()
         pl.raw_opens_mask = True  # SeMi's mask: m = 1[max p~ >= tau] OR 1[max p_t >= tau], whatever the base's rule
         pl.replace_probs(blend(base, q, a))
-        self._last_targets = (proto_target, base_target)  # for observe's accuracy diagnostics
+        pl.notes["prototype_targets"] = (proto_target, base_target)  # for observe's accuracy diagnostics
 
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
@@ -134,7 +134,7 @@ class PrototypeComponent(SemiThreshold, Component):
         else:
             self.pl_counts.index_add_(0, pl.target, pl.mask_float())
         if self.active(info):  # accuracy on masked images with a known hidden label: prototypes, classifier, blend
-            proto, classifier = self._last_targets
+            proto, classifier = pl.notes["prototype_targets"]
             truth = batch["u_y"]
             known = pl.known_masked_float(truth)
             log_hits(logs, ("proto_acc", "classifier_acc", "blend_acc"),
@@ -149,7 +149,7 @@ class PrototypeComponent(SemiThreshold, Component):
     @torch.no_grad()
     def update_labeled_accuracy(self, z: Tensor, y: Tensor) -> None:
         """EMA of the prototypes' per-class accuracy on the labeled batch (classes present in it; every rank's)."""
-        centres, available = self.bank.bank.prototypes()
+        centres, available = self.bank.prototypes()
         pred = prototype_probs(z, centres, available, self.cfg.t_tar).argmax(1)
         stats = torch.zeros(2, len(self.labeled_acc), device=z.device)
         stats[0].index_add_(0, y, (pred == y).float() * available.any().float())

@@ -101,7 +101,7 @@ class CPE(SemiSupervisedAlgorithm):
             pl.target, self.medium_from, self.tail_from)
         return expert_unlabeled_loss(tuple(s.logits for s in views.strong), pl.target, w)
 
-    def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
+    def base_unlabeled_losses(self, views: Views, pl: PseudoLabels, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Experts 2 (g2) and 3 (the extra head) on their own pseudo-labels (or the ensemble's)."""
         lam, t = self.cfg.algorithm.lambda_u, self.cfg.algorithm.temperature

@@ -160,7 +160,6 @@ class DASO(FixMatch):
     def pseudo_labels(self, weak: ModelOutput, info: StepInfo) -> PseudoLabels:
         p = torch.softmax(weak.logits.float() / self.cfg.algorithm.temperature, dim=1)  # the linear pseudo-label
         threshold = self.threshold_for(info)
-        self._semantic = None
         if not self.active(info):
             return PseudoLabels(p, p, threshold)
         sums, available = self.queue.class_sums()  # cosine similarity to a class mean = to its sum
@@ -170,16 +169,18 @@ class DASO(FixMatch):
         directions, bias = scaled_directions(sums, t), absent_bias(available, t)
         q = torch.softmax(cosine_logits(weak.embedding, directions, bias), dim=1)
         w = self.blend_weights(p) * filled
-        self._semantic = (q, (directions, bias), available, filled, w)
         # The authors' mask is the blended pseudo-label's confidence alone (no OR with the linear one).
-        return PseudoLabels(blend(p, q, w), p, threshold, raw_opens_mask=False)
+        pl = PseudoLabels(blend(p, q, w), p, threshold, raw_opens_mask=False)
+        pl.notes["semantic"] = (q, (directions, bias), available, filled, w)  # the alignment loss and diagnostics
+        return pl
 
-    def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
+    def base_unlabeled_losses(self, views: Views, pl: PseudoLabels, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         g = self.cfg.daso
-        if self._semantic is None or g.align_weight == 0:
+        semantic = pl.notes.get("semantic")
+        if semantic is None or g.align_weight == 0:
             return {"align": views.weak.embedding.new_zeros((), dtype=torch.float32)}
-        q, (directions, bias), _, filled, _ = self._semantic
+        q, (directions, bias), _, filled, _ = semantic
         # Both strong views in one pass (the mean over their 2n rows is the mean of the two views' losses).
         strong = cosine_logits(views.strong_stacked().embedding, directions, bias)
         return {"align": semantic_alignment_loss(q, strong, scale=filled * g.align_weight)}
@@ -193,8 +194,8 @@ class DASO(FixMatch):
         if (info.step + 1) % self.cfg.daso.dist_update_every == 0:
             self.pl_dist.copy_(self.pl_window)
             self.pl_window.zero_()
-        if self._semantic is not None:  # accuracy on masked images with a known hidden label
-            q, *_, w = self._semantic
+        if "semantic" in pl.notes:  # accuracy on masked images with a known hidden label
+            q, *_, w = pl.notes["semantic"]
             logs["daso_blend_weight"] = w.mean()
             truth = batch["u_y"]
             hits = torch.stack([q.argmax(1), pl.raw_probs.argmax(1)]) == truth

@@ -45,7 +45,7 @@ class DualHead(SemiSupervisedAlgorithm):
         debiased = torch.softmax((logits - self.debias_ramp(info) * tau1 * self.log_prior) / t, dim=1)
         return PseudoLabels(debiased, raw, threshold)
 
-    def base_unlabeled_losses(self, views: Views, batch: dict[str, Tensor], info: StepInfo,
+    def base_unlabeled_losses(self, views: Views, pl: PseudoLabels, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         """L_u^b: balanced-head pseudo-labels debiased by tau12, OR-mask with the balanced head's confidence."""
         with torch.no_grad():
@@ -58,8 +58,8 @@ class DualHead(SemiSupervisedAlgorithm):
             conf12, target = p12.max(dim=1)
             conf_b, target_b = pb.max(dim=1)
             mask = (conf12 >= threshold) | (conf_b >= threshold)
-            # Kept for subclasses that read the balanced head (ACR's estimate of the unlabeled distribution).
-            self._balanced_pseudo_labels = (target, mask, target_b, conf_b >= threshold)
+            # For subclasses that read the balanced head (ACR's estimate of the unlabeled distribution).
+            pl.notes["balanced"] = (target, mask, target_b, conf_b >= threshold)
             logs["mask_rate_bal"] = mask.float().mean()
         lam = self.cfg.algorithm.lambda_u
         return {"unsup_bal": lam * strong_views_ce(views.strong_stacked().logits_balanced, target, mask.float())}
