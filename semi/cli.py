@@ -94,12 +94,16 @@ def format_eval(ev: dict) -> str:
     names = ev.get("class_names") or [str(k) for k in range(len(ev["per_class_accuracy"]))]
     groups = {k: g for g, ks in ev.get("class_groups", {}).items() for k in ks}
     lines = [f"{ev['checkpoint']} (step {ev['step']}); evaluation head: {ev['head_used']}", ""]
-    lines.append(f"{'head':<10} {'top-1':>7} {'balanced':>9} {'head':>7} {'medium':>7} {'tail':>7}")
+    lines.append(f"{'head':<10} {'top-1':>7} {'balanced':>9} {'head':>7} {'medium':>7} {'tail':>7} {'macro-F1':>8} "
+                 f"{'ECE':>6} {'LT test':>8} {'rev. test':>9}")
     for name in ("standard", "balanced"):
         h = heads[name]
         mark = " *" if name == ev["head_used"] else ""
+        shifted = h.get("shifted_accuracy", {})
+        extra = " ".join(f"{'-' if v is None or math.isnan(v) else f'{v:.2f}':>{w}}" for v, w in (
+            (h.get("macro_f1"), 8), (h.get("ece"), 6), (shifted.get("consistent"), 8), (shifted.get("reversed"), 9)))
         lines.append(f"{name:<10} {h['top1']:>7.2f} {h['balanced_accuracy']:>9.2f} {h['head_accuracy']:>7.2f} "
-                     f"{h['medium_accuracy']:>7.2f} {h['tail_accuracy']:>7.2f}{mark}")
+                     f"{h['medium_accuracy']:>7.2f} {h['tail_accuracy']:>7.2f} {extra}{mark}")
     width = max(5, *(len(n) for n in names))
     lines += ["", f"{'class':<{width}} {'group':<6} {'standard':>9} {'balanced':>9}"]
     for k, n in enumerate(names):
@@ -109,7 +113,9 @@ def format_eval(ev: dict) -> str:
     if "validation" in ev:
         lines += ["", f"validation top-1 {ev['validation']['top1']:.2f}% (balanced "
                   f"{ev['validation']['balanced_accuracy']:.2f}%)"]
-    lines.append("(accuracies in %; * the head `semi train` reports; --json for every metric)")
+    lines.append("(accuracies in %; ECE: expected calibration error, 15 bins; LT / rev. test: the expected accuracy "
+                 "on the test set resampled to the labeled class mix / its reverse; * the head `semi train` reports; "
+                 "--json for every metric, top-5 included)")
     return "\n".join(lines)
 
 

@@ -91,7 +91,7 @@ def checkpoint_config(path: Path) -> Config:
     """The configuration a checkpoint was trained with."""
     from semi.engine.checkpoint import load_checkpoint  # torch: only for a checkpoint named by path
 
-    values = load_checkpoint(path).get("config")
+    values = load_checkpoint(path, trusted=True).get("config")
     if not isinstance(values, dict):
         raise CheckpointError(f"{path} holds no run configuration (not written by `semi train`?)")
     return config_from_dict(values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import pickle
 import re
 import warnings
 from pathlib import Path
@@ -28,18 +29,40 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", trusted: bool = False) -> dict[str, Any]:
+    """A checkpoint's state, read with `torch.load(weights_only=True)`: tensors and plain Python values only, so a
+    file cannot run code when loaded (what `semi predict / eval / export` read). `trusted` (resuming one's own
+    runs) also accepts checkpoints written by versions that stored other objects (numpy arrays), with a full
+    unpickle; anything else that needs one is refused with a message saying so."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001  (any unpickling failure means a corrupt or foreign file)
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if not trusted or not _needs_full_unpickle(exc):
+                raise
+            state = torch.load(path, map_location=map_location, weights_only=False)
+    except pickle.UnpicklingError as exc:
+        if _needs_full_unpickle(exc):
+            raise CheckpointError(f"{path} holds more than tensors and plain values (a checkpoint of an older semi "
+                                  "version, or not written by semi), so it is not loaded here: only "
+                                  "torch.load(weights_only=True) is used outside resuming. Resume the run once "
+                                  "(`semi train --resume PATH`) to rewrite its checkpoints, if you trust the file"
+                                  ) from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a semi checkpoint ({exc})") from None
+    except Exception as exc:  # noqa: BLE001  (any other failure means a corrupt or foreign file)
         raise CheckpointError(f"checkpoint {path} is corrupt or not a semi checkpoint "
                               f"({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or "step" not in state or "model" not in state:
         raise CheckpointError(f"{path} is not a semi checkpoint (no step/model entries)")
     return state
+
+
+def _needs_full_unpickle(exc: Exception) -> bool:
+    """torch.load(weights_only=True) read a valid file that holds other objects (not a corrupt one)."""
+    return "Unsupported global" in str(exc)
 
 
 def step_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -95,7 +118,7 @@ class CheckpointManager:
         best = self.folder / "best.pt"
         if best.is_file():  # chosen by the other line's later validation scores?
             try:
-                best_step = load_checkpoint(best)["step"]
+                best_step = load_checkpoint(best, trusted=True)["step"]
             except CheckpointError:
                 best_step = None
             if best_step is None or best_step > step:
@@ -120,7 +143,7 @@ class CheckpointManager:
         read: an unreadable file (permissions) is skipped but left alone."""
         for _, path in step_checkpoints(self.folder):
             try:
-                return path, load_checkpoint(path)
+                return path, load_checkpoint(path, trusted=True)
             except CheckpointError as exc:
                 aside = path.with_name(path.name + ".corrupt")
                 try:

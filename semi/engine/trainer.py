@@ -86,6 +86,20 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+def numpy_rng_state() -> list[Any]:
+    """numpy's global generator state as tensors and plain values (a checkpoint loads with weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def set_numpy_rng_state(state: Any) -> None:
+    """Restore `numpy_rng_state()`'s value, or an older checkpoint's raw `np.random.get_state()` tuple."""
+    name, keys, *rest = state
+    if isinstance(keys, torch.Tensor):
+        keys = keys.numpy().astype(np.uint32)
+    np.random.set_state((name, keys, *rest))
+
+
 class Cadence:
     """When the loop does what, from the step counter: epoch starts, log boundaries (every `log_every`, every
     evaluation, the last step) and evaluations (every `eval_every` and the last step)."""
@@ -169,7 +183,7 @@ class Trainer:
             "train_seconds": self.train_seconds, "config_changes": self.config_changes,
             # a signal-time save is mid-window
             "eval_window": {"sums": self._eval_window.sums(), "steps": self._eval_window.steps},
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "rng": {"python": random.getstate(), "numpy": numpy_rng_state(), "torch": torch.get_rng_state(),
                     # this device's generator only: get_rng_state_all() would wake every visible GPU
                     "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
             "config": self.cfg.to_dict(), "signature": self.signature(), "preprocessing": self.preprocessing(),
@@ -216,7 +230,7 @@ class Trainer:
         self._eval_window.restore({k: v.to(self.device) for k, v in window["sums"].items()}, int(window["steps"]))
         rng = state["rng"]
         random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
+        set_numpy_rng_state(rng["numpy"])
         torch.set_rng_state(rng["torch"])
         cuda_rng = rng.get("cuda")
         if isinstance(cuda_rng, torch.Tensor) and self.device.type == "cuda":  # (older checkpoints: a list)
@@ -232,7 +246,7 @@ class Trainer:
             path, state = found
         else:
             path = Path(spec)
-            state = load_checkpoint(path)
+            state = load_checkpoint(path, trusted=True)
         self.load_state_dict(state, path)
         return path
 

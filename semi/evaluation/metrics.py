@@ -1,5 +1,6 @@
 """Metrics that matter under imbalance: top-1, balanced accuracy, per-class and head/medium/tail accuracy,
-the confusion matrix, and summaries over evaluations (best, mean of the last 20)."""
+macro-F1, accuracy under shifted test label distributions, the confusion matrix, and summaries over evaluations
+(best, mean of the last 20)."""
 
 from __future__ import annotations
 
@@ -48,8 +49,35 @@ def metrics_from_confusion(cm: np.ndarray, labeled_counts: list[int] | np.ndarra
         "per_class_accuracy": per_class,
         **{f"{g}_accuracy": _nanmean([per_class[k] for k in ks]) for g, ks in groups.items()},
         "class_groups": groups,
+        "macro_f1": macro_f1(cm),
+        "shifted_accuracy": shifted_accuracy(per_class, labeled_counts),
         "confusion_matrix": cm.tolist(),
     }
+    return out
+
+
+def macro_f1(cm: np.ndarray) -> float:
+    """Mean over the classes present in the test set of F1 = 2 TP / (2 TP + FP + FN), in percent."""
+    tp = np.diag(cm).astype(np.float64)
+    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    present = support > 0
+    if not present.any():
+        return float("nan")
+    f1 = 2 * tp / np.maximum(support + predicted, 1)
+    return float(100.0 * f1[present].mean())
+
+
+def shifted_accuracy(per_class: list[float], labeled_counts: list[int] | np.ndarray) -> dict[str, float]:
+    """Expected accuracy (%) when the test set is resampled to the labeled set's class proportions ("consistent")
+    or to those proportions reversed ("reversed": class k takes the share of class C-1-k), as CoSSL (Fan et al.,
+    CVPR 2022) evaluates under shifted test distributions; the expectation of the resampled accuracy, so with no
+    sampling noise. Classes absent from the test set are left out and the weights renormalised."""
+    acc = np.asarray(per_class, dtype=np.float64)
+    counts = np.asarray(labeled_counts, dtype=np.float64)
+    out = {}
+    for name, w in (("consistent", counts), ("reversed", counts[::-1])):
+        ok = ~np.isnan(acc) & (w > 0)
+        out[name] = float((acc[ok] * w[ok]).sum() / w[ok].sum()) if ok.any() else float("nan")
     return out
 
 

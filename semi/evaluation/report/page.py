@@ -52,6 +52,12 @@ def _summary_rows(run: RunData) -> list[tuple[str, str]]:
     rows.append(("Balanced accuracy", _fmt(f.get("balanced_accuracy"), 2, "%")))
     rows.append(("Head / medium / tail", " / ".join(_fmt(f.get(f"{g}_accuracy"), 1, "%")
                                                      for g in ("head", "medium", "tail"))))
+    if f.get("macro_f1") is not None:
+        shifted = f.get("shifted_accuracy") or {}
+        rows.append(("Macro-F1 / ECE / top-5", f"{_fmt(f.get('macro_f1'), 2, '%')} / {_fmt(f.get('ece'), 2, '%')} / "
+                     f"{_fmt(f.get('top5'), 2, '%')}"))
+        rows.append(("Test set resampled: labeled class mix / reversed",
+                     f"{_fmt(shifted.get('consistent'), 2, '%')} / {_fmt(shifted.get('reversed'), 2, '%')}"))
     history = run.history
     summary = (run.results or {}).get("summary") or summarize_history(history)
     n_hist = len([h for h in history if "top1" in h])
