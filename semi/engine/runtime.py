@@ -27,7 +27,17 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         print("train.amp=fp16 needs CUDA: training in float32 on this device (train.amp=bf16 runs on CPU)",
               file=sys.stderr)
         return None
+    if amp == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        # kept in bf16 (the run means what was asked for), but said: emulated bf16 is slower than float32
+        print("train.amp=bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), so bf16 runs emulated and slower "
+              "than float32 (train.amp=none)", file=sys.stderr)
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX tiles), as torch sees it."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
