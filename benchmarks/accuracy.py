@@ -384,6 +384,30 @@ def semi_effect_markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+CDMAD_PAIRS = (("fixmatch+cdmad", "fixmatch"), ("fixmatch+cdmad-paper", "fixmatch"), ("dualhead+cdmad", "dualhead"),
+               ("dualhead+cdmad-paper", "dualhead"), ("semi+cdmad", "semi"))
+"""CDMAD beside the base it is attached to: as its released code (soft targets, threshold 0) and as its paper (hard
+labels at the base's threshold); `semi+cdmad` keeps SeMi's threshold."""
+
+
+def pairs_markdown(records: list[dict], pairs: tuple[tuple[str, str], ...],
+                   settings: tuple[str, ...] = ("consistent", "reversed")) -> str:
+    """Per pair and setting: b's top-1, a's, and their paired difference over common seeds."""
+    from semi.evaluation.metrics import paired_difference
+
+    lines = ["| a vs b | " + " | ".join(f"{s}: b / a / a - b" for s in settings) + " |",
+             "|---|" + "---:|" * len(settings)]
+    for a, b in pairs:
+        if not any(r["method"] == a for r in records):
+            continue
+        cells = []
+        for s in settings:
+            d = paired_difference(_by_seed(records, s, a), _by_seed(records, s, b))
+            cells.append(f"{_cell(records, s, b)} / {_cell(records, s, a)} / {_interval(d)}")
+        lines.append(f"| {a} vs {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def methods_markdown(records: list[dict]) -> str:
     """Every method (rows) by setting (columns): mean ± std (seeds); supervised and oracle with their balanced
     (logit-adjusted) head, the fair reference for the two-head methods."""
@@ -420,7 +444,8 @@ def report(protocol: Protocol, records: list[dict]) -> None:
     for doc in (repo / "BENCHMARKS.md", repo / "README.md"):
         for name, body in ((f"accuracy-{protocol.name}-methods", methods_markdown(records)),
                            (f"accuracy-{protocol.name}-semi-effect", semi_effect_markdown(records)),
-                           (f"accuracy-{protocol.name}-sweep", markdown(records))):
+                           (f"accuracy-{protocol.name}-sweep", markdown(records)),
+                           (f"accuracy-{protocol.name}-cdmad", pairs_markdown(records, CDMAD_PAIRS))):
             if replace_marked(doc, name, body):
                 print(f"updated {doc.name}: {name}")
     for fig in figures(records, protocol.name):
