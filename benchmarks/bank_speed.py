@@ -2,7 +2,7 @@
 
 - `NaiveBank`, the leanest loop: per candidate a host sync, an argmin over the row and three scalar writes; decay
   is a loop over classes. A lower bound on what any per-candidate loop costs.
-- `SortedRowBank`, the pattern of the authors' released script (spec 6.6): rows kept sorted by confidence; every
+- `SortedRowBank`, the pattern of SeMi's released script: rows kept sorted by confidence; every
   accepted candidate rebuilds its row (concatenation, argsort, reorder of the K x D embeddings); decay finds the
   entries not inserted since the last decay by value matching per class (unique / isin), then re-sorts each
   row. Written here to reproduce that cost, with the one-at-a-time replace-the-lowest semantics (the script's

@@ -304,7 +304,7 @@ def test_daso_alone_needs_the_ema_model():
 
 
 def test_daso_plus_semi_refines_daso_pseudo_label_with_the_or_mask():
-    """daso+semi: SeMi's prototypes refine DASO's blended pseudo-label and bring back spec 5.2's OR-mask on the
+    """daso+semi: SeMi's prototypes refine DASO's blended pseudo-label and bring back SeMi's OR-mask on the
     linear confidence; SeMi's lowered threshold applies."""
     cfg = Config()
     cfg.algorithm.name, cfg.daso.pretrain_epochs, cfg.semi.warmup_epochs = "daso+semi", 0, 0

@@ -1,4 +1,4 @@
-"""The long-tail counts and the standard split (spec section 1)."""
+"""The long-tail counts and the standard split (the CISSL protocol of DARP, ABC, ACR and SeMi)."""
 
 import numpy as np
 import pytest

@@ -9,12 +9,9 @@ The spec and options, torch-free; the code is in `method.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from semi.specs import MethodSpec, lazy_attributes, register
-
-if TYPE_CHECKING:
-    from semi.config import Config
 
 
 @dataclass
@@ -30,10 +27,6 @@ class FlexConfig:
     or linear (beta + 1) / 2."""
 
 
-def check(cfg: Config) -> list[str]:
-    return []
-
-
 SPEC = register(MethodSpec(
     name="flex",
     kind="component",
@@ -41,7 +34,6 @@ SPEC = register(MethodSpec(
     implementation="semi.algorithms.flex.method:build",
     section="flex",
     config=FlexConfig,
-    check=check,
     aliases={"flexmatch": "fixmatch+flex"},
     reference="Zhang et al., NeurIPS 2021; TorchSSL/TorchSSL, microsoft/Semi-supervised-learning",
 ))
