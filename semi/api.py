@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from semi.config import Config
 from semi.config import load_config as _load_config
 from semi.errors import ConfigError, SemiError
@@ -41,11 +43,13 @@ def resolve_config_path(name: str | Path | None) -> Path:
 
 def load_config(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """A shipped config's name or a YAML path (None: digits_lt, the CLI's default) plus `key=value` overrides,
-    validated (ConfigError lists every problem). train.name defaults to the config's name (it names run folders)."""
+    validated (ConfigError lists every problem). train.name defaults to the config's name (it names run folders),
+    or to the data set's when the overrides change the data set (digits_lt's name on a features run would mislead)."""
     path = resolve_config_path(name_or_path)
     cfg = _load_config(path, overrides)
     if cfg.train.name is None:
-        cfg.train.name = path.stem
+        file_data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+        cfg.train.name = path.stem if cfg.data.name == file_data.get("name", cfg.data.name) else cfg.data.name
     return cfg
 
 

@@ -155,7 +155,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     how = export(args.checkpoint, args.out, head=args.head)
     load = "torch.export.load(path).module()" if how == "torch.export" else "torch.jit.load(path)"
-    print(f"{args.out}: {how}; load with {load}; input uint8 (N, H, W, C), output class probabilities")
+    print(f"{args.out}: {how}; load with {load}; input uint8 images (N, H, W, C), or float32 vectors (N, D) for a "
+          "model of feature vectors (its semi.json says which), output class probabilities")
     return 0
 
 

@@ -21,6 +21,8 @@ import yaml
 from semi.errors import ConfigError
 
 DATA_ROOT_ENV = "SEMI_DATA_ROOT"
+VECTOR_MODELS = frozenset({"mlp"})
+"""Backbones that take feature vectors (N, D); every other model takes images."""
 
 Distribution = Literal["consistent", "uniform", "reversed", "middle", "head_tail"]
 """How the unlabeled class counts relate to the labeled ones; middle and head_tail are SimPro's settings."""
@@ -29,11 +31,13 @@ Distribution = Literal["consistent", "uniform", "reversed", "middle", "head_tail
 @dataclass
 class DataConfig:
     name: str = "digits"
-    """Source: digits, mnist, fashion_mnist, cifar10, cifar100, svhn, stl10, imagenet127, image_folder, numpy."""
+    """Source: digits, mnist, fashion_mnist, cifar10, cifar100, svhn, stl10, imagenet127, image_folder, numpy, and
+    features (feature vectors of any modality from a file; train them with model.name=mlp)."""
     root: str | None = None
     """Where the data set lives; default: $SEMI_DATA_ROOT, else ../shared/data next to the repo, else ./data."""
     path: str | None = None
-    """A file or folder for the user-data sources (numpy: an .npz; image_folder: the folder)."""
+    """A file or folder for the user-data sources (numpy: an .npz; image_folder: the folder; features: an .npz, a
+    folder of .npy files, a .csv or a .parquet)."""
     num_labeled_max: int = 30
     """N_1: labeled images of the largest class."""
     num_unlabeled_max: int = 90
@@ -59,6 +63,19 @@ class DataConfig:
     digits, mnist and svhn (a mirrored digit is another glyph; FixMatch does not flip SVHN either)."""
     cutout: float = 0.5
     """Side of the strong view's Cutout square as a fraction of the image side (FixMatch: 0.5; 0 = none)."""
+    label_column: str = "label"
+    """features from a .csv / .parquet table: the column of labels (an optional `split` column says train,
+    unlabeled or test per row; every other column is a feature)."""
+    views: Literal["auto", "generated", "offline"] = "auto"
+    """Views of feature vectors. generated: weak = Gaussian noise of data.feature_noise times each dimension's std;
+    strong = SCARF corruption (each feature, with probability data.feature_corruption, replaced by the same
+    feature of a random training row), then the weak noise. offline: each view is one of the file's precomputed
+    encodings of the row (its `views` array), drawn uniformly. auto: offline when the file has views."""
+    feature_noise: float = 0.1
+    """Std of the weak view's Gaussian noise, in units of each dimension's std (generated views)."""
+    feature_corruption: float = 0.3
+    """Share of features the strong view replaces from their empirical marginals (SCARF, Bahri et al., ICLR 2022,
+    uses 0.6 for contrastive pre-training; a pseudo-label must survive this view, hence less)."""
     num_workers: int = 0
     """Data loader worker processes; 0 builds batches in the training process."""
     prefetch: int = 2
@@ -66,9 +83,14 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: Literal["small_cnn", "wrn28_2", "wrn28_8", "resnet50"] = "small_cnn"
-    width: int = 32
-    """Base channel width of small_cnn."""
+    name: Literal["small_cnn", "wrn28_2", "wrn28_8", "resnet50", "mlp"] = "small_cnn"
+    """Backbone: the image models small_cnn, wrn28_2, wrn28_8, resnet50, or mlp for feature vectors."""
+    width: int | None = None
+    """small_cnn: base channel width (default 32); mlp: units per hidden layer (default 256)."""
+    depth: int = 2
+    """mlp: hidden layers (0: the heads act on the standardised vectors directly)."""
+    norm: Literal["batch", "layer", "none"] = "batch"
+    """mlp: normalisation after each hidden layer's linear map."""
     dropout: float = 0.0
     bn_momentum: float = 0.001
     """BatchNorm momentum of the WRNs (FixMatch's choice); other models use PyTorch's default."""
@@ -417,7 +439,17 @@ def validate(cfg: Config) -> list[str]:
     need(t.runs_dir.strip() != "", "train.runs_dir: must name a folder, got an empty string")
     need(t.name is None or (t.name.strip() != "" and "/" not in t.name),
          f"train.name: must be a non-empty name without '/', got {t.name!r}")
-    need(cfg.model.width >= 1, f"model.width: must be >= 1, got {cfg.model.width}")
+    need(cfg.model.width is None or cfg.model.width >= 1, f"model.width: must be >= 1, got {cfg.model.width}")
+    need(cfg.model.depth >= 0, f"model.depth: must be >= 0, got {cfg.model.depth}")
+    need(d.feature_noise >= 0, f"data.feature_noise: must be >= 0, got {d.feature_noise}")
+    need(0 <= d.feature_corruption <= 1, f"data.feature_corruption: must be in [0, 1], got {d.feature_corruption}")
+    vectors, vector_model = d.name == "features", cfg.model.name in VECTOR_MODELS
+    need(vectors == vector_model,
+         f"model.name={cfg.model.name} does not fit data.name={d.name}: feature vectors train with "
+         f"{' or '.join(sorted(VECTOR_MODELS))}, images with an image model (small_cnn, wrn28_2, wrn28_8, resnet50)")
+    if vectors:
+        need(d.image_size is None, "data.image_size: feature vectors have no image size; leave it unset")
+    need(d.views == "auto" or vectors, f"data.views={d.views}: is for feature vectors (data.name=features)")
     need(0 <= cfg.model.dropout < 1, f"model.dropout: must be in [0, 1), got {cfg.model.dropout}")
     need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
          f"train.device: {t.device!r} is not allowed; allowed values: auto, cpu, cuda, cuda:N")

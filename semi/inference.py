@@ -1,9 +1,12 @@
-"""A trained model applied to new images: load a checkpoint's EMA model, read images, predict, export.
+"""A trained model applied to new images or feature vectors: load a checkpoint's EMA model, read inputs, predict,
+export.
 
 New images are treated exactly as the run's evaluation treats its test set: decoded to 8 bits with the run's
 channel count, resized to the run's image size the way its data source resizes (Pillow bilinear for image folders,
 antialiased bilinear otherwise), scaled to [0, 1] and standardised with the run's per-channel statistics, then the
-EMA model, no augmentation. The head is the algorithm's evaluation head (the balanced head for ACR and SeMi).
+EMA model, no augmentation. New feature vectors (a run on `data.name=features`) are read from a features file or
+an array, checked to have the run's D, and standardised with the run's statistics. The head is the algorithm's
+evaluation head (the balanced head for ACR and SeMi).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from semi.data.layout import is_vector_shape, normalize, stat_tensors, to_model_layout
 from semi.errors import CheckpointError, DataError, SemiError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -31,8 +35,8 @@ class LoadedModel:
     head: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    image_shape: tuple[int, int, int]
-    """(H, W, C) of the run's images."""
+    image_shape: tuple[int, ...]
+    """(H, W, C) of the run's images, or (D,) for a run on feature vectors."""
     class_names: list[str]
     source: str
     device: torch.device
@@ -172,16 +176,14 @@ def fit_images(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
 
 @torch.no_grad()
 def run_model(loaded: LoadedModel, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities [N, K] of the chosen head, embeddings [N, D]) for uint8 NHWC images of the run's shape."""
-    from semi.evaluation.evaluate import normalize
-
-    mean = torch.tensor(loaded.mean, device=loaded.device).view(1, -1, 1, 1)
-    std = torch.tensor(loaded.std, device=loaded.device).view(1, -1, 1, 1)
+    """(probabilities [N, K] of the chosen head, embeddings [N, D]) for uint8 NHWC images of the run's shape, or
+    float vectors (N, D) of a features run."""
+    mean, std = stat_tensors(loaded.mean, loaded.std, loaded.image_shape, loaded.device)
     probs, embs = [], []
     for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).permute(0, 3, 1, 2).to(loaded.device)
+        x = to_model_layout(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size]))).to(loaded.device)
         x = normalize(x, mean, std)
-        if loaded.channels_last:
+        if loaded.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         out = loaded.model(x)
         logits = out.logits if loaded.head == "standard" else out.logits_balanced
@@ -236,8 +238,11 @@ class Predictions:
 
 
 def predict(loaded: LoadedModel, inputs: Any, batch_size: int = 256, embeddings: bool = False) -> Predictions:
-    """inputs: image files and folders, one .npz path, or a uint8 array (N, H, W[, C])."""
-    if isinstance(inputs, np.ndarray):
+    """inputs: image files and folders, one .npz path, or a uint8 array (N, H, W[, C]); for a model trained on
+    feature vectors, one features file (.npz, .npy, .csv, .parquet) or a float array (N, D)."""
+    if is_vector_shape(loaded.image_shape):
+        images, sources = read_vectors(loaded, inputs)
+    elif isinstance(inputs, np.ndarray):
         images, sources = fit_images(_as_uint8(inputs), loaded.image_shape), [str(i) for i in range(len(inputs))]
     else:
         items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
@@ -251,6 +256,22 @@ def predict(loaded: LoadedModel, inputs: Any, batch_size: int = 256, embeddings:
     return Predictions(sources, probs, loaded.class_names, loaded.head, emb if embeddings else None)
 
 
+def read_vectors(loaded: LoadedModel, inputs: Any) -> tuple[np.ndarray, list[str]]:
+    """The vectors to predict, checked against the run's D; their sources are the row numbers."""
+    from semi.data.feature_files import check_vectors, read_prediction_vectors
+
+    dim = loaded.image_shape[0]
+    if isinstance(inputs, np.ndarray):
+        x = check_vectors(inputs, Path("<array>"), "the input", dim)
+    else:
+        items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        if len(items) != 1:
+            raise DataError("a model trained on feature vectors takes one features file")
+        label_column = loaded.config.get("data", {}).get("label_column", "label")
+        x = read_prediction_vectors(Path(items[0]), dim, label_column)
+    return x, [str(i) for i in range(len(x))]
+
+
 def _as_uint8(x: np.ndarray) -> np.ndarray:
     from semi.data.decode import as_images
 
@@ -261,19 +282,21 @@ def _as_uint8(x: np.ndarray) -> np.ndarray:
 
 
 class ExportedClassifier(nn.Module):
-    """uint8 images (N, H, W, C) -> class probabilities (N, K) of the evaluation head; preprocessing built in."""
+    """uint8 images (N, H, W, C), or float vectors (N, D) of a features run -> class probabilities (N, K) of the
+    evaluation head; preprocessing built in."""
 
     def __init__(self, loaded: LoadedModel):
         super().__init__()
         self.model = loaded.model
         self.balanced = loaded.head == "balanced"
         self.channels_last = loaded.channels_last
-        self.register_buffer("mean", torch.tensor(loaded.mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(loaded.std, dtype=torch.float32).view(1, -1, 1, 1))
+        mean, std = stat_tensors(loaded.mean, loaded.std, loaded.image_shape)
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
-        if self.channels_last:
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = normalize(to_model_layout(inputs), self.mean, self.std)
+        if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.model(x)
         return (out.logits_balanced if self.balanced else out.logits).softmax(1)
@@ -285,10 +308,12 @@ def export_model(loaded: LoadedModel, out: str | Path) -> str:
     Class names and the input shape travel inside, as the extra file `semi.json`."""
     out = Path(out)
     wrapper = ExportedClassifier(loaded).to("cpu").eval()
-    h, w, c = loaded.image_shape
-    example = torch.zeros(2, h, w, c, dtype=torch.uint8)
-    meta = json.dumps({"class_names": loaded.class_names, "image_shape": [h, w, c], "head": loaded.head,
-                       "input": "uint8 (N, H, W, C)", "output": "probabilities (N, K)"})
+    shape = list(loaded.image_shape)
+    vectors = len(shape) == 1
+    example = torch.zeros(2, *shape, dtype=torch.float32 if vectors else torch.uint8)
+    meta = json.dumps({"class_names": loaded.class_names, "image_shape": shape, "head": loaded.head,
+                       "input": "float32 (N, D)" if vectors else "uint8 (N, H, W, C)",
+                       "output": "probabilities (N, K)"})
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         batch = torch.export.Dim("batch", min=1)

@@ -110,7 +110,7 @@ def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path):
 
     single = Trainer(load_config(None, _overrides(tmp_path, "fixmatch", "single", **short)))
     parts = [StepBatches(single.data, 8, 1, 0, single.cfg.total_steps, rank=r, world_size=2,
-                         augmenter=augmenter_for(single.cfg.data)) for r in range(2)]
+                         augmenter=augmenter_for(single.cfg.data, single.data)) for r in range(2)]
 
     class Merged(torch.utils.data.Dataset):
         def __len__(self):

@@ -1,7 +1,8 @@
 """Batches as a pure function of (seed, rank, step): exact resume and distinct per-rank streams for free.
 
 `StepBatches[t]` is the whole training batch of step t: B labeled images (weak view) and mu*B unlabeled
-images with one weak and two strong views, as uint8 tensors (normalised on the device by the trainer). The
+images with one weak and two strong views, as uint8 tensors (normalised on the device by the trainer); for feature
+data, float vectors and their views (`semi.data.vector_views`). The
 sampling is epoch-based without replacement: global position p = (t * world + rank) * B in an endless sequence
 of seeded permutations, so every image is seen once per pass and any step can be rebuilt from scratch. The
 augmentation of step t draws from a generator seeded from (seed, rank, t), so the stream does not depend on the
@@ -13,13 +14,16 @@ from __future__ import annotations
 import os
 import signal
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from semi.config import DataConfig
 from semi.data.augment import Augmenter
+from semi.data.layout import to_model_layout
 from semi.data.prepare import PreparedData
+from semi.data.vector_views import VectorViews
 from semi.seeds import mix_seed
 
 _LABELED, _UNLABELED, _AUGMENT = 1, 2, 3
@@ -53,8 +57,14 @@ NO_FLIP_SOURCES = frozenset({"digits", "mnist", "svhn"})
 """Sources whose classes are not mirror-symmetric: no horizontal flip unless data.hflip says so."""
 
 
-def augmenter_for(data_cfg: DataConfig) -> Augmenter:
-    """The weak/strong augmentation of a data config (flips by source unless set, Cutout size)."""
+def augmenter_for(data_cfg: DataConfig, data: PreparedData | None = None) -> Augmenter | VectorViews:
+    """The weak/strong views of a run: for images FixMatch's (flips by source unless set, Cutout size); for
+    feature vectors (`data` given and holding vectors) noise and SCARF corruption drawn from the training rows, or
+    the file's offline views."""
+    if data is not None and data.is_vector:
+        rows = np.union1d(data.split.labeled, data.split.unlabeled)
+        return VectorViews(torch.from_numpy(data.images[rows]), torch.tensor(data.std), data_cfg.feature_noise,
+                           data_cfg.feature_corruption)
     hflip = data_cfg.hflip if data_cfg.hflip is not None else data_cfg.name not in NO_FLIP_SOURCES
     return Augmenter(hflip=hflip, cutout_frac=data_cfg.cutout)
 
@@ -62,8 +72,10 @@ def augmenter_for(data_cfg: DataConfig) -> Augmenter:
 class StepBatches(Dataset):
     def __init__(self, data: PreparedData, batch_size: int, mu: int, seed: int, total_steps: int,
                  use_unlabeled: bool = True, true_labels: bool = False, rank: int = 0, world_size: int = 1,
-                 augmenter: Augmenter | None = None):
-        self.images = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()  # N, C, H, W uint8
+                 augmenter: Augmenter | VectorViews | None = None):
+        # what the views are made from: N, C, H, W uint8 images, N, D vectors, or N, K, D offline vector views
+        stored = data.views if data.views is not None else data.images
+        self.images = to_model_layout(torch.from_numpy(stored)).contiguous()
         labels = torch.from_numpy(data.labels)
         split = data.split
         labeled = torch.from_numpy(data.labeled_indices(true_labels))  # oracle: the pool's known labels too

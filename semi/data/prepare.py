@@ -28,6 +28,14 @@ class PreparedData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     files_digest: str
+    views: np.ndarray | None = None
+    """Feature data with offline views: K precomputed encodings of every training row, (N, K, D) aligned with
+    `images`; the step batches draw the training views from them."""
+
+    @property
+    def is_vector(self) -> bool:
+        """True for feature vectors (N, D), False for images (N, H, W, C)."""
+        return self.images.ndim == 2
 
     @property
     def num_classes(self) -> int:
@@ -67,7 +75,10 @@ class PreparedData:
             lines.append(f"plus {extra} unlabeled images of unknown class (separate unlabeled split)")
         if len(self.split.validation):
             lines.append(f"validation: {len(self.split.validation)} images (balanced)")
-        lines.append(f"test: {len(self.test_labels)} images; image shape {self.images.shape[1:]}")
+        shape = f"{self.images.shape[1]} features per row" if self.is_vector else f"image shape {self.images.shape[1:]}"
+        lines.append(f"test: {len(self.test_labels)} {'rows' if self.is_vector else 'images'}; {shape}")
+        if self.views is not None:
+            lines.append(f"offline views: {self.views.shape[1]} encodings of every training row")
         return "\n".join(lines)
 
 
@@ -90,7 +101,7 @@ def resize_images(images: np.ndarray, size: int | tuple[int, int], chunk: int = 
 def load_source(cfg: Config) -> ImageData:
     root = Path(cfg.data.root).expanduser() if cfg.data.root else default_data_root()
     data = get_source(cfg.data.name)(root, cfg)
-    if cfg.data.image_size is not None:
+    if cfg.data.image_size is not None and data.train_images.ndim == 4:
         data.train_images = resize_images(data.train_images, cfg.data.image_size)
         data.test_images = resize_images(data.test_images, cfg.data.image_size)
         if data.extra_unlabeled is not None:
@@ -130,7 +141,20 @@ def prepare_data(cfg: Config, data: ImageData | None = None) -> PreparedData:
         split.unlabeled = np.concatenate([split.unlabeled, np.arange(n, len(images), dtype=np.int64)])
     if len(split.unlabeled) == 0 and base_spec(cfg.algorithm.name).uses_unlabeled:
         raise DataError("the unlabeled set is empty: raise data.num_unlabeled_max")
-    mean, std = data.channel_stats()
+    mean, std = data.standardisation(split.labeled)
     digest = data.files_digest() if data.files else "embedded:" + cfg.data.name
     return PreparedData(images, all_labels, split, data.test_images, data.test_labels, list(data.class_names),
-                        mean, std, digest)
+                        mean, std, digest, views=offline_views(data, d.views))
+
+
+def offline_views(data: ImageData, mode: str) -> np.ndarray | None:
+    """The training rows' precomputed views when `data.views` asks for them (offline, or auto and the file has
+    them), aligned with the prepared rows (training part, then the separate unlabeled part)."""
+    views = getattr(data, "views", None)
+    if mode == "generated" or (mode == "auto" and views is None):
+        return None
+    if views is None:
+        raise DataError("data.views=offline: the features file holds no views array (N, K, D); add one, or use "
+                        "data.views=generated")
+    extra = getattr(data, "extra_views", None)
+    return np.concatenate([views, extra]) if extra is not None else views

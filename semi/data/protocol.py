@@ -1,6 +1,6 @@
 """The CISSL data protocol: long-tailed class counts and the standard labeled / unlabeled / validation split.
 
-Spec section 1. Classes are indexed so that class 0 has the most labeled images (the data set's own class
+Classes are indexed so that class 0 has the most labeled images (the data set's own class
 order, as in the literature). Counts: N_k = floor(N_1 * gamma^(-k/(L-1))) for k < L-1 and N_{L-1} =
 floor(N_1 / gamma). The unlabeled pool of class k is the first N_k + M_k images of that class: the labeled
 ones included with their labels hidden (kept only for diagnostics).
@@ -15,6 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from semi.errors import DataError
+
+HOLDOUT_FRACTION = 0.2
+"""Share of each class held out as the test set by user sources that come without a test part."""
+
+
+def holdout_count(n: int) -> int:
+    """Test items taken from a class of n when there is no test part: ceil(20%), kept below n."""
+    return min(max(n - 1, 0), math.ceil(HOLDOUT_FRACTION * n))
 
 
 def longtail_counts(n_max: int, imbalance: float, num_classes: int) -> list[int]:

@@ -20,6 +20,7 @@ from semi import distributed as dist
 from semi.algorithms.base import Algorithm
 from semi.algorithms.registry import build_algorithm
 from semi.config import Config
+from semi.data.layout import stat_tensors
 from semi.data.loaders import StepBatches, augmenter_for
 from semi.data.prepare import PreparedData
 from semi.engine.ema import EMA
@@ -64,14 +65,13 @@ def build_run(cfg: Config, d: PreparedData, device: torch.device, rank: int = 0,
     t = cfg.train
     c, in_ch = d.num_classes, d.images.shape[-1]
     labeled_counts = [int(v) for v in np.bincount(d.labels[d.split.labeled], minlength=c)]
-    mean = torch.tensor(d.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(d.std, device=device).view(1, -1, 1, 1)
+    mean, std = stat_tensors(d.mean, d.std, d.images.shape[1:], device)
 
     model = model_for(cfg, c, in_ch)
     if t.sync_bn and world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
-    if t.channels_last:
+    if t.channels_last and not d.is_vector:
         model = model.to(memory_format=torch.channels_last)
     ema = EMA(model, t.ema_decay, t.ema_warmup)
     eval_model = evaluation_model(cfg.algorithm.name, ema.module, cfg)
@@ -92,6 +92,6 @@ def build_run(cfg: Config, d: PreparedData, device: torch.device, rank: int = 0,
     scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
     batches = StepBatches(d, t.batch_size, t.mu, t.seed, cfg.total_steps, use_unlabeled=algorithm.uses_unlabeled,
                           true_labels=algorithm.trains_on_true_labels, rank=rank, world_size=world_size,
-                          augmenter=augmenter_for(cfg.data))
+                          augmenter=augmenter_for(cfg.data, d))
     return Run(model, ema, eval_model, algorithm, train_model, optimizer, scheduler, dtype, scaler, batches, mean,
                std, labeled_counts)

@@ -22,6 +22,7 @@ import torch
 from semi import distributed as dist
 from semi.algorithms.base import StepInfo
 from semi.config import Config, save_config
+from semi.data.layout import normalize
 from semi.data.loaders import make_loader
 from semi.data.prepare import PreparedData, prepare_data
 from semi.engine.assembly import build_run
@@ -30,7 +31,7 @@ from semi.engine.logging import MetricsLogger, environment, to_json
 from semi.engine.runtime import amp_dtype, resolve_device, seed_everything  # noqa: F401  (re-exported)
 from semi.engine.step_totals import FirstNonFinite, StepTotals, WindowSums
 from semi.errors import CheckpointError, SemiError
-from semi.evaluation.evaluate import evaluate_heads, normalize
+from semi.evaluation.evaluate import evaluate_heads
 from semi.evaluation.metrics import summarize_history, window_means
 from semi.runs import check_can_create, new_run_dir
 
@@ -257,14 +258,14 @@ class Trainer:
                         total_epochs=self.cfg.train.epochs)
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The batch on the device, its uint8 images as normalised floats. The image views of a step are normalised
+        """The batch on the device, its inputs as normalised floats. The input views of a step are normalised
         together into `x_all` (x_l, u_w, u_s1, u_s2 in that order: the order of the training step's one forward
         pass, which then needs no concatenation of its own), and each view is a slice of it."""
         out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         views = [k for k in STEP_VIEWS if k in out]
-        if views and all(out[k].dtype == torch.uint8 and out[k].ndim == 4 for k in views):
-            x = normalize(torch.cat([out[k] for k in views]), self.mean, self.std)  # the cat is on uint8: cheap
-            if self.cfg.train.channels_last:
+        if views:
+            x = normalize(torch.cat([out[k] for k in views]), self.mean, self.std)  # images: the cat is on uint8
+            if self.cfg.train.channels_last and x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             out["x_all"] = x
             out.update(zip(views, x.split([len(out[k]) for k in views])))

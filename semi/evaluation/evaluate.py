@@ -6,14 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from semi.data.layout import normalize, to_model_layout
 from semi.distributed import all_reduce_sum, rank, world_size
 from semi.evaluation.metrics import metrics_from_confusion
-
-
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 NCHW -> float, per-channel standardised."""
-    return (x.float().div_(255.0) - mean) / std
-
 
 ECE_BINS = 15
 """Confidence bins of the expected calibration error (Guo et al., 2017)."""
@@ -23,18 +18,19 @@ ECE_BINS = 15
 def confusion_matrices(model: nn.Module, images: np.ndarray, labels: np.ndarray, num_classes: int,
                        mean: torch.Tensor, std: torch.Tensor, device: torch.device, batch_size: int = 512,
                        channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[true, predicted] counts of the standard and the balanced head for uint8 NHWC images, and per head the
-    sums the probability metrics need ([2, 3 * ECE_BINS + 1]: per confidence bin the count, the summed confidence
-    and the correct count; then the top-5 hits). Each rank takes every world_size-th image; sums over ranks."""
+    """[true, predicted] counts of the standard and the balanced head for stored inputs (uint8 NHWC images or
+    float feature vectors), and per head the sums the probability metrics need ([2, 3 * ECE_BINS + 1]: per
+    confidence bin the count, the summed confidence and the correct count; then the top-5 hits). Each rank takes
+    every world_size-th input; sums over ranks."""
     model.eval()
     shard = slice(rank(), None, world_size())
-    x_all = torch.from_numpy(np.ascontiguousarray(images[shard])).permute(0, 3, 1, 2)
+    x_all = to_model_layout(torch.from_numpy(np.ascontiguousarray(images[shard])))
     y_all = torch.from_numpy(np.asarray(labels[shard], dtype=np.int64)).to(device)
     cms = torch.zeros(2, num_classes * num_classes, dtype=torch.int64, device=device)
     prob_sums = torch.zeros(2, 3 * ECE_BINS + 1, dtype=torch.float64, device=device)
     for i in range(0, len(x_all), batch_size):
         x = normalize(x_all[i:i + batch_size].to(device, non_blocking=True), mean, std)
-        if channels_last:
+        if channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         out = model(x)
         target = y_all[i:i + batch_size]

@@ -5,6 +5,8 @@ A backbone builder is registered under the name `model.name` takes in the config
     @register_model("my_net")
     def _my_net(cfg: ModelConfig, in_channels: int) -> nn.Module: ...   # must set `.embed_dim`
 
+(`in_channels` is the image channel count, or the vector dimension D for a model of feature vectors.)
+
 and `build_model(cfg.model, num_classes, in_channels)` returns the wrapped DualHeadClassifier.
 """
 
@@ -17,6 +19,7 @@ from torch import nn
 from semi.config import ModelConfig
 from semi.errors import SemiError
 from semi.models.heads import DualHeadClassifier, ModelOutput
+from semi.models.mlp import MLP
 from semi.models.resnet import ResNet50
 from semi.models.small_cnn import SmallCNN
 from semi.models.wrn import WideResNet
@@ -46,7 +49,12 @@ def model_names() -> list[str]:
 
 @register_model("small_cnn", head_dropout=True)
 def _small_cnn(cfg: ModelConfig, in_channels: int) -> nn.Module:
-    return SmallCNN(in_channels, cfg.width)
+    return SmallCNN(in_channels, cfg.width or 32)
+
+
+@register_model("mlp")
+def _mlp(cfg: ModelConfig, in_features: int) -> nn.Module:
+    return MLP(in_features, cfg.width or 256, cfg.depth, cfg.dropout, cfg.norm)
 
 
 @register_model("wrn28_2")

@@ -36,6 +36,9 @@ class ImageData:
     def __post_init__(self) -> None:
         self.train_labels = np.asarray(self.train_labels, dtype=np.int64)
         self.test_labels = np.asarray(self.test_labels, dtype=np.int64)
+        self.check()
+
+    def check(self) -> None:
         check_arrays(self.train_images, self.train_labels, self.num_classes, "train")
         check_arrays(self.test_images, self.test_labels, self.num_classes, "test")
         if self.extra_unlabeled is not None:
@@ -47,8 +50,10 @@ class ImageData:
             raise DataError(f"train images have shape {self.train_images.shape[1:]} but test images "
                             f"{self.test_images.shape[1:]}")
 
-    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std of the training images in [0, 1] (computed on at most 10k images)."""
+    def standardisation(self, labeled: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """What the model's inputs are standardised with. Images: the per-channel mean and std in [0, 1] of the
+        training images (at most 10k of them), a property of the data set as in the literature; `labeled` (the
+        labeled split's rows) is for sources whose statistics must come from labeled data only."""
         x = self.train_images[:: max(1, len(self.train_images) // 10000)].astype(np.float64) / 255.0
         mean = x.mean(axis=(0, 1, 2))
         std = x.std(axis=(0, 1, 2))

@@ -18,18 +18,17 @@ integer labels 0..K-1; K is len(class_names), else the largest label + 1. Nothin
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from semi.data.decode import as_images, load_npz, open_image, to_8bit
+from semi.data.protocol import holdout_count
 from semi.data.sources.base import ImageData, register_source
 from semi.errors import DataError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp"}
-HOLDOUT_FRACTION = 0.2
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"}
 
 
@@ -50,11 +49,6 @@ def _subfolders(folder: Path) -> list[Path]:
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def holdout_count(n: int) -> int:
-    """Test images taken from a class of n images when there is no test/ folder: ceil(20%), kept below n."""
-    return min(max(n - 1, 0), math.ceil(HOLDOUT_FRACTION * n))
 
 
 def _class_files(folder: Path, names: list[str], allow_empty: bool) -> list[tuple[Path, int]]:
