@@ -175,6 +175,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from semi.extras import require
+
+    require("matplotlib", "semi report")
     from semi.evaluation.report import write_report
 
     page = write_report(Path(args.run_dir))

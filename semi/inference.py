@@ -134,9 +134,10 @@ def read_npz(path: Path) -> np.ndarray:
 
 def read_images(files: list[Path], shape: tuple[int, int, int], source: str) -> np.ndarray:
     """Decode image files to uint8 (N, H, W, C) with the run's channels and size."""
-    from PIL import Image
-
     from semi.data.decode import open_image, to_8bit
+    from semi.extras import require
+
+    Image = require("PIL.Image", "predicting on image files")
 
     height, width, channels = shape
     out = np.empty((len(files), height, width, channels), dtype=np.uint8)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from semi.errors import DataError
+from semi.extras import require
 
 
 def load_npz(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
@@ -27,18 +28,16 @@ def load_npz(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
 
 
 def open_image(path: Path) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
+    Image = require("PIL.Image", "reading image files")
     try:
         return Image.open(path)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (Image.UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
 
 
 def to_8bit(im: Any, gray: bool) -> Any:
     """A decoded image as 8-bit 'L' or 'RGB' (16-bit greyscale is scaled, not clipped)."""
-    from PIL import Image
-
+    Image = require("PIL.Image", "reading image files")
     if gray and (im.mode.startswith("I;16") or im.mode == "I"):
         a = np.asarray(im).astype(np.float64)
         if im.mode.startswith("I;16") or a.max() > 255:

@@ -133,11 +133,9 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def _read_parquet(path: Path) -> tuple[list[str], list[list[str]]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(f"features: reading {path} needs pyarrow: pip install pyarrow (or save the table as .csv "
-                        "or .npz)") from None
+    from semi.extras import require
+
+    pq = require("pyarrow.parquet", f"features: reading {path} (or save the table as .csv or .npz)")
     try:
         columns = pq.read_table(path).to_pydict()
     except Exception as exc:  # noqa: BLE001

@@ -51,7 +51,10 @@ class MetricsLogger:
 
                 self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
             except ImportError:
-                print("tensorboard is not installed: TensorBoard logging is off", file=sys.stderr)
+                from semi.extras import install_hint
+
+                print(f"tensorboard is not installed: TensorBoard logging is off ({install_hint('tensorboard')}, or "
+                      "set train.tensorboard=false)", file=sys.stderr)
 
     def drop_after(self, step: int) -> None:
         """Keep only the lines up to `step`: a resumed run logs the steps after its checkpoint again."""
@@ -93,12 +96,16 @@ def git_commit() -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    import torchvision
-
     import semi
 
+    try:
+        import torchvision
+    except ImportError:  # an optional extra (images)
+        torchvision = None
+
     return {
-        "semi": semi.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "semi": semi.__version__, "torch": torch.__version__,
+        "torchvision": torchvision.__version__ if torchvision is not None else None,
         "python": sys.version.split()[0], "git_commit": git_commit(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cpu_threads": torch.get_num_threads(), "hostname": os.uname().nodename,

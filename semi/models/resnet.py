@@ -8,8 +8,9 @@ no max-pool, as in those papers' code. Weights are random (weights=None): no pre
 
 from __future__ import annotations
 
-import torchvision
 from torch import Tensor, nn
+
+from semi.extras import require
 
 
 class ResNet50(nn.Module):
@@ -17,7 +18,7 @@ class ResNet50(nn.Module):
 
     def __init__(self, in_channels: int = 3, small_input: bool = True):
         super().__init__()
-        net = torchvision.models.resnet50(weights=None)
+        net = require("torchvision.models", "model.name=resnet50").resnet50(weights=None)
         if small_input:
             net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
             net.maxpool = nn.Identity()

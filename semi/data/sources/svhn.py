@@ -20,8 +20,9 @@ SVHN_FILES = ["train_32x32.mat", "test_32x32.mat"]
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One SVHN .mat -> (N, 32, 32, 3) uint8 images and int64 digit labels 0..9."""
-    from scipy.io import loadmat
+    from semi.extras import require
 
+    loadmat = require("scipy.io", "the svhn source (.mat files)").loadmat
     try:
         mat = loadmat(path, variable_names=["X", "y"])
     except Exception as exc:  # noqa: BLE001  (truncated file, not a MATLAB file, HDF5 v7.3 file, ...)

@@ -27,6 +27,7 @@ from semi.data.decode import as_images, load_npz, open_image, to_8bit
 from semi.data.protocol import holdout_count
 from semi.data.sources.base import ImageData, register_source
 from semi.errors import DataError
+from semi.extras import require
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp"}
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"}
@@ -96,8 +97,7 @@ def list_image_folder(path: Path) -> tuple[list[tuple[Path, int]], list[tuple[Pa
 
 def load_images(files: list[Path], size: int | None) -> np.ndarray:
     """Decode the files into one uint8 NHWC array (greyscale when all are), resizing to size x size if given."""
-    from PIL import Image
-
+    Image = require("PIL.Image", "the image_folder source")
     modes, sizes = [], []
     for f in files:  # headers only: the colour mode and the size decide the array before any pixel is decoded
         with open_image(f) as im:
