@@ -1,4 +1,4 @@
-"""Command line: `semi train | eval | predict | export | data | report | config show`.
+"""Command line: `semi train | eval | predict | export | embed | data | report | config show`.
 
 User errors print one clear message and exit non-zero. Nothing imports torch before the configuration (and, for
 `train`, the data paths and the run directory) has been checked, so a typo answers at once.
@@ -45,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--checkpoint", required=True)
     x.add_argument("--out", required=True, help="output file, e.g. model.pt2")
     x.add_argument("--head", choices=("standard", "balanced"), help="default: the algorithm's evaluation head")
+    m = sub.add_parser("embed", help="turn an image folder or a text file into a features file with an encoder "
+                       "whose weights are on disk")
+    m.add_argument("input", help="a folder of class folders of images, or a text file (one example a line, "
+                   "optionally label<TAB>text)")
+    m.add_argument("--encoder", required=True, help="semi:CHECKPOINT, torchvision:NAME, timm:NAME (with --weights), "
+                   "or sentence-transformers:DIR")
+    m.add_argument("--weights", help="the encoder's weights file (torchvision and timm encoders)")
+    m.add_argument("--out", "-o", required=True, help="the .npz features file to write")
+    m.add_argument("--image-size", type=int, default=224, help="images are resized to this square (default 224)")
+    m.add_argument("--batch-size", type=int, default=64)
     d = sub.add_parser("data", help="print the per-class labeled/unlabeled counts of a config")
     d.add_argument("--config", "-c")
     d.add_argument("overrides", nargs="*")
@@ -174,6 +184,15 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from semi.embed import embed
+
+    shapes = embed(args.input, args.encoder, args.out, args.weights, args.image_size, args.batch_size)
+    print(f"{args.out}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()) +
+          f"; train on it with data.name=features data.path={args.out} model.name=mlp")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from semi.extras import require
 
@@ -193,8 +212,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export, "data": cmd_data,
-            "report": cmd_report, "config": cmd_config}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "export": cmd_export, "embed": cmd_embed,
+            "data": cmd_data, "report": cmd_report, "config": cmd_config}
 
 
 def main(argv: list[str] | None = None) -> int:

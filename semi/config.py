@@ -23,6 +23,9 @@ from semi.errors import ConfigError
 DATA_ROOT_ENV = "SEMI_DATA_ROOT"
 VECTOR_MODELS = frozenset({"mlp"})
 """Backbones that take feature vectors (N, D); every other model takes images."""
+BUILTIN_MODELS = ("small_cnn", "wrn28_2", "wrn28_8", "resnet50", "mlp")
+TIMM_PREFIX = "timm:"
+"""model.name=timm:<name> builds a timm model (the timm extra) as the backbone."""
 
 Distribution = Literal["consistent", "uniform", "reversed", "middle", "head_tail"]
 """How the unlabeled class counts relate to the labeled ones; middle and head_tail are SimPro's settings."""
@@ -83,8 +86,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: Literal["small_cnn", "wrn28_2", "wrn28_8", "resnet50", "mlp"] = "small_cnn"
-    """Backbone: the image models small_cnn, wrn28_2, wrn28_8, resnet50, or mlp for feature vectors."""
+    name: str = "small_cnn"
+    """Backbone: the image models small_cnn, wrn28_2, wrn28_8, resnet50, timm:<name> (any timm model, the timm
+    extra), or mlp for feature vectors."""
+    pretrained: str | None = None
+    """A weights file loaded into the backbone before training (never into the heads): a `semi` checkpoint (its
+    EMA backbone), or a state dict of the backbone (keys may carry a module. / backbone. prefix; a timm or
+    torchvision classifier's keys are ignored). Every backbone tensor must be found, with its shape."""
     width: int | None = None
     """small_cnn: base channel width (default 32); mlp: units per hidden layer (default 256)."""
     depth: int = 2
@@ -98,9 +106,17 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
+    name: Literal["sgd", "adamw"] = "sgd"
+    """sgd: Nesterov SGD (FixMatch's); adamw: AdamW, with optim.layer_decay the fine-tuning recipe USB uses for
+    pretrained backbones."""
     lr: float = 0.03
     momentum: float = 0.9
+    """SGD's momentum; AdamW's beta1."""
     nesterov: bool = True
+    layer_decay: float = 1.0
+    """Layer-wise learning-rate decay: the heads train at lr, the backbone's last layer at lr * layer_decay, the
+    one before at lr * layer_decay^2, ... (a layer: each child module of the backbone that holds parameters,
+    looking through single-child wrappers); 1 = one rate for all."""
     weight_decay: float = 5e-4
     schedule: Literal["cosine", "constant"] = "cosine"
     """cosine: lr * cos(7*pi*t / (16*T)) as in FixMatch."""
@@ -441,6 +457,12 @@ def validate(cfg: Config) -> list[str]:
          f"train.name: must be a non-empty name without '/', got {t.name!r}")
     need(cfg.model.width is None or cfg.model.width >= 1, f"model.width: must be >= 1, got {cfg.model.width}")
     need(cfg.model.depth >= 0, f"model.depth: must be >= 0, got {cfg.model.depth}")
+    m = cfg.model.name
+    need(m in BUILTIN_MODELS or (m.startswith(TIMM_PREFIX) and len(m) > len(TIMM_PREFIX)),
+         f"model.name: {m!r} is not allowed; allowed values: {', '.join(BUILTIN_MODELS)}, {TIMM_PREFIX}<name>")
+    need(cfg.model.pretrained is None or Path(cfg.model.pretrained).expanduser().is_file(),
+         f"model.pretrained: {cfg.model.pretrained} is not a file")
+    need(o.layer_decay > 0 and o.layer_decay <= 1, f"optim.layer_decay: must be in (0, 1], got {o.layer_decay}")
     need(d.feature_noise >= 0, f"data.feature_noise: must be >= 0, got {d.feature_noise}")
     need(0 <= d.feature_corruption <= 1, f"data.feature_corruption: must be in [0, 1], got {d.feature_corruption}")
     vectors, vector_model = d.name == "features", cfg.model.name in VECTOR_MODELS

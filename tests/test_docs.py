@@ -33,3 +33,34 @@ def test_new_method_guide_shows_the_suite_own_toy_methods():
     for block in blocks:
         for chunk in re.split(r"\n\n\n", block.strip()):
             assert chunk in plugins, chunk
+
+
+def test_the_own_data_tutorial_runs_as_written(tmp_path, monkeypatch, capsys):
+    """docs/tutorial-own-data.md, block by block in order: Python blocks executed, each line of a bash block run
+    through the command line in-process; every command must succeed and leave what the page says it does."""
+    import shlex
+
+    import pytest
+
+    pytest.importorskip("matplotlib")  # the page draws a report
+    from semi.cli import main
+
+    text = (REPO / "docs" / "tutorial-own-data.md").read_text()
+    blocks = re.findall(r"```(python|bash)\n(.*?)```", text, flags=re.S)
+    assert [kind for kind, _ in blocks].count("bash") >= 5
+    monkeypatch.chdir(tmp_path)
+    for kind, body in blocks:
+        if kind == "python":
+            exec(compile(body, "tutorial-own-data.md", "exec"), {"__name__": "__tutorial__"})
+            continue
+        for line in body.strip().splitlines():
+            argv = shlex.split(line)
+            assert argv[0] == "semi", line
+            assert main(argv[1:]) == 0, (line, capsys.readouterr().err[-2000:])
+    for run in ("folder", "arrays", "table", "embedded"):
+        assert (tmp_path / "runs" / run / "results.json").is_file(), run
+    assert (tmp_path / "runs" / "folder" / "report" / "index.html").is_file()
+    threes = len(list((tmp_path / "my_images" / "three").iterdir()))
+    assert (tmp_path / "predictions.csv").read_text().count("\n") == 1 + threes
+    assert (tmp_path / "table_predictions.csv").read_text().count("\n") == 1 + 1797  # every row of the table
+    assert "(3, 10)" in capsys.readouterr().out

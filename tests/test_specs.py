@@ -112,6 +112,7 @@ NAME_STRINGS_ALLOWED_IN = {"semi/evaluation/report/method_figures.py"}
 NAME_STRINGS_ALLOWED = {
     ("semi/cli.py", "semi"), ("semi/engine/logging.py", "semi"),  # the package's own name, not the method
     ("semi/evaluation/report/page.py", "semi"),  # the package's version in the environment record
+    ("semi/embed.py", "semi"),  # the encoder kind semi:CHECKPOINT (a checkpoint of this package)
     # a benchmark list: the default methods of the per-class sweep figure
     ("semi/evaluation/report/sweep_figures.py", "fixmatch"), ("semi/evaluation/report/sweep_figures.py", "acr"),
     ("semi/evaluation/report/sweep_figures.py", "semi"),

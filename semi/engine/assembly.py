@@ -9,6 +9,7 @@ of a run's meaning: with the seed set before it, the model's initial weights com
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from semi.engine.ema import EMA
 from semi.engine.optim import build_optimizer, build_scheduler
 from semi.engine.runtime import amp_dtype
 from semi.models import build_model
+from semi.models.pretrained import load_pretrained
 from semi.specs import base_spec, evaluation_model
 
 
@@ -68,6 +70,12 @@ def build_run(cfg: Config, d: PreparedData, device: torch.device, rank: int = 0,
     mean, std = stat_tensors(d.mean, d.std, d.images.shape[1:], device)
 
     model = model_for(cfg, c, in_ch)
+    if cfg.model.pretrained:  # before the EMA copies the weights; a resumed run's checkpoint then replaces them
+        loaded, ignored = load_pretrained(model.backbone, cfg.model.pretrained)
+        if rank == 0:
+            print(f"pretrained backbone: {loaded} tensors from {cfg.model.pretrained}"
+                  + (f" ({ignored} of the file's tensors not in the backbone, ignored)" if ignored else ""),
+                  file=sys.stderr)
     if t.sync_bn and world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)

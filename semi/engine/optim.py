@@ -1,4 +1,6 @@
-"""SGD with Nesterov momentum, weight decay only on weights (not biases or norm parameters), cosine decay."""
+"""The optimiser and schedule: SGD with Nesterov momentum (FixMatch's) or AdamW with layer-wise learning-rate
+decay (the fine-tuning recipe USB uses for pretrained backbones); weight decay only on weights (not biases or norm
+parameters); FixMatch's cosine decay or a constant rate."""
 
 from __future__ import annotations
 
@@ -10,20 +12,53 @@ from torch import nn
 from semi.config import OptimConfig
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Biases and 1-d parameters (BatchNorm/LayerNorm scales and shifts) get no weight decay."""
-    decay, no_decay = [], []
+def backbone_layers(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone's layers for layer-wise decay, input side first: its children that hold parameters, looking
+    through wrappers with a single such child (a torchvision net inside a module, a Sequential of one)."""
+    module = backbone
+    while True:
+        children = [c for c in module.children() if any(True for _ in c.parameters())]
+        if len(children) != 1:
+            return children or [module]
+        module = children[0]
+
+
+def layer_scales(model: nn.Module, layer_decay: float) -> dict[int, float]:
+    """id(parameter) -> learning-rate factor: 1 for everything outside the backbone (the heads), layer_decay^(L-i)
+    for the backbone's layer i of L (0-based from the input: the last layer gets layer_decay^1)."""
+    scales = {id(p): 1.0 for p in model.parameters()}
+    backbone = getattr(model, "backbone", None)
+    if backbone is None or layer_decay == 1.0:
+        return scales
+    layers = backbone_layers(backbone)
+    for i, layer in enumerate(layers):
+        for p in layer.parameters():
+            scales[id(p)] = layer_decay ** (len(layers) - i)
+    return scales
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+    """Biases and 1-d parameters (BatchNorm/LayerNorm scales and shifts) get no weight decay; with layer_decay < 1
+    one group per (learning-rate factor, decay or not), each group's `lr_scale` applied to the base rate."""
+    scales = layer_scales(model, layer_decay)
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for _, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            groups.setdefault((scales[id(p)], p.ndim > 1), []).append(p)
+    keys = sorted(groups, key=lambda k: (-k[0], not k[1]))  # (1.0, decay) first: the old two-group order
+    return [{"params": groups[k], "weight_decay": weight_decay if k[1] else 0.0, "lr_scale": k[0]} for k in keys]
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.SGD:
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, cfg.weight_decay, cfg.layer_decay)
+    for g in groups:
+        g["lr"] = cfg.lr * g.pop("lr_scale")
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
     # fused: one kernel for every parameter (CPU and CUDA alike); the per-parameter loop costs ~8 ops per tensor,
     # a visible share of a small model's step. The same update rule (GradScaler supports fused SGD).
-    return torch.optim.SGD(parameter_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov and cfg.momentum > 0, fused=True)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                           fused=True)
 
 
 def cosine_factor(step: int, total_steps: int) -> float:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from semi.config import ModelConfig
+from semi.config import TIMM_PREFIX, ModelConfig
 from semi.errors import SemiError
 from semi.models.heads import DualHeadClassifier, ModelOutput
 from semi.models.mlp import MLP
@@ -77,12 +77,17 @@ def build_model(cfg_model: ModelConfig, num_classes: int, in_channels: int,
                 extra_heads: int = 0) -> DualHeadClassifier:
     """The named backbone plus heads g1, g2 and `extra_heads` more (nn.Linear(embed_dim, num_classes) each,
     xavier-normal, zero bias). `extra_heads`: what the algorithm declares (`Algorithm.extra_heads`)."""
-    if cfg_model.name not in _REGISTRY:
-        raise SemiError(f"unknown model {cfg_model.name!r}; available: {', '.join(model_names())}")
     if num_classes < 1 or in_channels < 1:
         raise SemiError(f"num_classes and in_channels must be >= 1, got {num_classes} and {in_channels}")
-    builder, head_dropout = _REGISTRY[cfg_model.name]
-    backbone = builder(cfg_model, in_channels)
+    if cfg_model.name.startswith(TIMM_PREFIX):
+        from semi.models.timm_backbone import TimmBackbone
+
+        backbone, head_dropout = TimmBackbone(cfg_model.name[len(TIMM_PREFIX):], in_channels, cfg_model.dropout), False
+    elif cfg_model.name in _REGISTRY:
+        builder, head_dropout = _REGISTRY[cfg_model.name]
+        backbone = builder(cfg_model, in_channels)
+    else:
+        raise SemiError(f"unknown model {cfg_model.name!r}; available: {', '.join(model_names())}, timm:<name>")
     return DualHeadClassifier(backbone, backbone.embed_dim, num_classes,
                               head_dropout=cfg_model.dropout if head_dropout else 0.0, extra_heads=extra_heads)
 
