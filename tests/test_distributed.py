@@ -78,6 +78,18 @@ def test_two_ranks_hold_identical_banks_and_weights(tmp_path, name, extra):
     assert (tmp_path / "ddp" / "results.json").exists()  # rank 0 wrote the results
 
 
+def test_two_ranks_train_on_feature_vectors_in_step(tmp_path):
+    from test_features import features_npz
+
+    features_npz()(tmp_path / "f.npz")
+    extra = {"data.name": "features", "data.path": str(tmp_path / "f.npz"), "model.name": "mlp",
+             "data.num_labeled_max": 20, "data.num_unlabeled_max": 10, "data.imbalance_labeled": 2}
+    rank0, rank1 = _run_ddp(_overrides(tmp_path, "semi", "ddp", **extra), tmp_path / "state")
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    assert (tmp_path / "ddp" / "results.json").exists()
+
+
 class PerRankForward(torch.nn.Module):
     """Runs a merged batch through the model one rank's chunk at a time, so batch-norm sees exactly what each
     DDP rank saw (SyncBatchNorm, the other way to match, is CUDA-only). Views are laid out as
