@@ -305,3 +305,113 @@ def test_two_ranks_hold_the_same_darp_pool_and_simpro_priors(tmp_path):
     touched = (seen != 0.1).any(1).sum()
     # 12 steps x 2 ranks x 8 images, over a pool larger than that: more rows than one rank alone wrote
     assert touched > 12 * 8
+
+
+# ----------------------------------------------------------------------------------------------- DARP's --est
+
+
+def authors_estimate_q_y(conf_val, q_y_tilde):
+    """A transcription of the authors' `estimate_q_y` (train_base_estim.py) after its two `confusion` passes:
+    columns normalised one by one, numpy's cond and inv, then the product with the unlabeled sums."""
+    conf_val = conf_val.clone()
+    for i in range(conf_val.shape[1]):
+        conf_val[:, i] /= conf_val[:, i].sum()
+    cond_val = np.linalg.cond(conf_val.numpy())
+    inv_conf_val = torch.Tensor(np.linalg.inv(conf_val.numpy()))
+    return torch.matmul(inv_conf_val, q_y_tilde), cond_val
+
+
+def test_bbse_estimate_matches_the_authors_and_recovers_a_known_shift():
+    from semi.algorithms.darp.method import bbse_estimate
+
+    g = torch.Generator().manual_seed(0)
+    c = 5
+    logits = torch.randn(200, c, generator=g) + 3 * F.one_hot(torch.arange(200) % c, c)
+    conf = torch.zeros(c, c).index_add_(1, torch.arange(200) % c, logits.softmax(1).T)  # column y: class y's sum
+    q_tilde = torch.rand(c, generator=g) * 100
+    ours, cond = bbse_estimate(conf, q_tilde)
+    theirs, their_cond = authors_estimate_q_y(conf, q_tilde)
+    torch.testing.assert_close(ours.float(), theirs, rtol=1e-4, atol=1e-3)
+    assert cond == pytest.approx(float(their_cond), rel=1e-5)
+    # unlabeled predictions made by the same confusion from a known class count: the estimate gives it back
+    q_true = torch.tensor([500.0, 200.0, 80.0, 30.0, 10.0], dtype=torch.float64)
+    normalised = conf.double() / conf.double().sum(0, keepdim=True)
+    est, _ = bbse_estimate(conf, normalised @ q_true)
+    torch.testing.assert_close(est, q_true)
+
+
+def _darp(target: str, **extra) -> DARP:
+    cfg = Config()
+    cfg.algorithm.name = "darp"
+    cfg.darp.target = target
+    for k, v in extra.items():
+        setattr(cfg.darp, k, v)
+    algo = build_algorithm(cfg, 4, torch.tensor([0.4, 0.3, 0.2, 0.1]), embed_dim=3, pool_size=100, num_labeled=20)
+    assert isinstance(algo, DARP)
+    return algo
+
+
+def test_darp_targets_count_the_labeled_images_in_the_pool(tmp_path):
+    assert _darp("labeled_prior").target_counts.tolist() == pytest.approx([40, 30, 20, 10])
+    assert _darp("uniform").target_counts.tolist() == pytest.approx([25, 25, 25, 25])
+    np.save(tmp_path / "est.npy", np.array([1.0, 1.0, 1.0, 5.0]))
+    given = _darp("given", target_file=str(tmp_path / "est.npy"))
+    # 80 unlabeled images split 1:1:1:5, plus the 20 labeled ones split 8:6:4:2 (the authors' train_fix --est)
+    assert given.target_counts.tolist() == pytest.approx([10 + 8, 10 + 6, 10 + 4, 50 + 2])
+    (tmp_path / "bad.txt").write_text("1 2 -3 4\n")
+    from semi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="4 non-negative weights"):
+        _darp("given", target_file=str(tmp_path / "bad.txt"))
+
+
+def test_darp_estimate_is_kept_only_when_valid_and_fixed_when_darp_starts():
+    algo = _darp("estimated")
+    warm, active = StepInfo(step=0, epoch=0, total_steps=100, total_epochs=10), \
+        StepInfo(step=90, epoch=9, total_steps=100, total_epochs=10)
+    conf = torch.eye(4, dtype=torch.float64) * 10 + 1  # a well-conditioned confusion
+    algo.observe_validation(conf, warm)
+    assert int(algo.estimates_made) == 0  # the pool has not been seen yet
+    algo.pool_seen.fill_(True)
+    algo.pool_is_labeled[:20] = True
+    algo.predictions[20:] = torch.tensor([0.1, 0.1, 0.1, 0.7])
+    algo.observe_validation(conf, warm)
+    normalised = conf / conf.sum(0, keepdim=True)
+    expected = torch.linalg.inv(normalised) @ (algo.predictions[20:].double().sum(0))
+    assert int(algo.estimates_kept) == 1
+    torch.testing.assert_close(algo.estimate_sum, expected)
+    algo.observe_validation(torch.ones(4, 4, dtype=torch.float64) + 1e-9 * torch.eye(4, dtype=torch.float64), warm)
+    assert (int(algo.estimates_made), int(algo.estimates_kept)) == (2, 1)  # ill-conditioned: not kept
+    algo.observe_validation(conf, active)
+    assert int(algo.estimates_made) == 2  # DARP has started: no more estimates
+    algo._fix_estimated_target()
+    e = expected / expected.sum()
+    torch.testing.assert_close(algo.target_counts, (80 * e + torch.tensor([8.0, 6, 4, 2], dtype=torch.float64)).float())
+    assert not algo.observes_validation
+
+
+@pytest.mark.slow
+def test_darp_with_an_estimated_target_trains_and_resumes_bit_identically(exact_resume):
+    straight, _ = exact_resume("darp", **{"darp.target": "estimated", "darp.warmup": 0.5, "darp.solve_every": 3,
+                                          "data.val_per_class": 3, "train.eval_every": 2, "data.num_labeled_max": 10,
+                                          "data.num_unlabeled_max": 10, "darp.estimate_max_cond": 1e9,
+                                          "train.keep_checkpoints": 10})
+    alg = straight.algorithm
+    # The evaluations at steps 4 and 6 fall in the warm-up after the pool has been seen (DARP starts at step 8):
+    # two estimates. A 6-step tiny model's confusion gives negative entries, so neither is kept and the target
+    # stays the labeled prior (the kept path is pinned on a hand-made confusion above).
+    assert (int(alg.estimates_made), int(alg.estimates_kept)) == (2, 0)
+    assert bool(alg.target_fixed) and int(alg.solves) >= 1
+    pool = len(straight.data.split.unlabeled)
+    torch.testing.assert_close(alg.target_counts, (alg._labeled_prior * pool).float())
+
+
+def test_darp_target_settings_are_checked(capsys):
+    from semi.config import load_config
+    from semi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs a validation split"):
+        load_config(None, ["algorithm.name=darp", "darp.target=estimated"])
+    with pytest.raises(ConfigError, match="darp.target_file must name a file"):
+        load_config(None, ["algorithm.name=darp+semi", "darp.target=given"])
+    load_config(None, ["algorithm.name=fixmatch", "darp.target=estimated"])  # not DARP: no check

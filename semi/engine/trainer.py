@@ -31,7 +31,7 @@ from semi.engine.logging import MetricsLogger, environment, to_json
 from semi.engine.runtime import amp_dtype, resolve_device, seed_everything  # noqa: F401  (re-exported)
 from semi.engine.step_totals import FirstNonFinite, StepTotals, WindowSums
 from semi.errors import CheckpointError, SemiError
-from semi.evaluation.evaluate import evaluate_heads
+from semi.evaluation.evaluate import evaluate_heads, soft_confusion
 from semi.evaluation.metrics import summarize_history, window_means
 from semi.runs import check_can_create, new_run_dir
 
@@ -443,6 +443,8 @@ class Trainer:
 
     def evaluate_and_checkpoint(self, logger: MetricsLogger) -> dict[str, Any]:
         ev = self.evaluate()
+        if self.algorithm.observes_validation and len(self.data.split.validation):
+            self.algorithm.observe_validation(self._validation_confusion(), self.info(self.step - 1))
         self.history.append({"step": self.step, **{k: ev[k] for k in ("top1", "balanced_accuracy", "head_accuracy",
                                                                         "medium_accuracy", "tail_accuracy")},
                              **({"val_top1": ev["validation"]["top1"]} if "validation" in ev else {})})
@@ -463,6 +465,11 @@ class Trainer:
             if is_best:
                 self.checkpoints.save_best(self.state_dict())
         return ev
+
+    def _validation_confusion(self) -> torch.Tensor:
+        d = self.data
+        return soft_confusion(self.eval_model, d.images[d.split.validation], d.labels[d.split.validation],
+                              d.num_classes, self.mean, self.std, self.device)
 
     def evaluate(self) -> dict[str, Any]:
         d = self.data

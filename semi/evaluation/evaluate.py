@@ -44,6 +44,23 @@ def confusion_matrices(model: nn.Module, images: np.ndarray, labels: np.ndarray,
     return cms[0], cms[1], prob_sums.cpu()
 
 
+@torch.no_grad()
+def soft_confusion(model: nn.Module, images: np.ndarray, labels: np.ndarray, num_classes: int, mean: torch.Tensor,
+                   std: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
+    """[C, C] float64: column y sums the standard head's softmax over the inputs of true class y (DARP's
+    `confusion`); sharded over ranks and summed."""
+    model.eval()
+    shard = slice(rank(), None, world_size())
+    x_all = to_model_layout(torch.from_numpy(np.ascontiguousarray(images[shard])))
+    y_all = torch.from_numpy(np.asarray(labels[shard], dtype=np.int64)).to(device)
+    out = torch.zeros(num_classes, num_classes, dtype=torch.float64, device=device)
+    for i in range(0, len(x_all), batch_size):
+        probs = model(normalize(x_all[i:i + batch_size].to(device), mean, std)).logits.float().softmax(1)
+        out.index_add_(1, y_all[i:i + batch_size], probs.double().T)
+    all_reduce_sum(out)
+    return out
+
+
 def probability_sums(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """[3 * ECE_BINS + 1] float64: per confidence bin ((k/B, (k+1)/B], the first also holding 0) the count of
     images, their summed top-1 confidence and how many are right; then how many have the true class in the top 5."""

@@ -7,9 +7,10 @@ The spec and options, torch-free; the code is in `method.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
-from semi.specs import MethodSpec, Problems, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, base_spec, lazy_attributes, register
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -26,9 +27,18 @@ class DarpConfig:
     solve_every: int = 10
     """Steps between solves, counted from each epoch's first step (the authors' --num_iter: 10 for CIFAR-10, 100
     for CIFAR-100 and STL-10). Between solves an image's target is its refined label from the last solve."""
-    target: Literal["labeled_prior", "uniform"] = "labeled_prior"
-    """The class distribution the refined labels must match, times the pool size: the labeled set's (the authors'
-    code without --est) or uniform."""
+    target: Literal["labeled_prior", "uniform", "estimated", "given"] = "labeled_prior"
+    """The class counts the refined labels must match. labeled_prior: the labeled set's distribution times the pool
+    size (the authors' code without --est); uniform; estimated: the authors' --est, the unlabeled images'
+    distribution estimated from the model's predictions (black-box shift estimation with the confusion on the
+    validation split, needs data.val_per_class > 0), plus the labeled images' counts; given: that distribution
+    read from darp.target_file, plus the labeled images' counts."""
+    target_file: str | None = None
+    """darp.target=given: a .npy or text file of one non-negative weight per class (normalised; the authors'
+    --est reads such a file, made by their train_base_estim.py)."""
+    estimate_max_cond: float = 100.0
+    """darp.target=estimated: an estimate is kept only if it has no negative entry and the condition number of
+    the column-normalised validation confusion is below this (the authors' --th_cond); the kept ones are averaged."""
     alpha: float = 2.0
     """Noise removal before the solve: each class k keeps only its floor(alpha * target_k) most probable images
     (the authors' --alpha)."""
@@ -55,11 +65,23 @@ def check(cfg: Config) -> list[str]:
     need(dp.iterations >= 1, f"darp.iterations: must be >= 1, got {dp.iterations}")
     need(dp.tolerance > 0, f"darp.tolerance: must be > 0, got {dp.tolerance}")
     need(dp.root_iterations >= 1, f"darp.root_iterations: must be >= 1, got {dp.root_iterations}")
+    need(dp.estimate_max_cond > 1, f"darp.estimate_max_cond: must be > 1, got {dp.estimate_max_cond}")
+    try:
+        uses_darp = base_spec(cfg.algorithm.name).name == SPEC_NAME
+    except ValueError:  # an unknown name is reported by the config's own check
+        uses_darp = False
+    if uses_darp and dp.target == "estimated":
+        need(cfg.data.val_per_class > 0, "darp.target=estimated: needs a validation split (data.val_per_class > 0): "
+             "the estimate uses the model's confusion on it")
+    if uses_darp and dp.target == "given":
+        need(dp.target_file is not None and Path(dp.target_file).expanduser().is_file(),
+             f"darp.target=given: darp.target_file must name a file of class weights, got {dp.target_file!r}")
     return p
 
 
+SPEC_NAME = "darp"
 SPEC = register(MethodSpec(
-    name="darp",
+    name=SPEC_NAME,
     kind="base",
     summary="DARP on FixMatch: pool pseudo-labels refined to match a class distribution",
     implementation="semi.algorithms.darp.method:DARP",

@@ -18,9 +18,19 @@ the same pool and solves the same problem.
 Where our code differs from the authors': the OR-mask is off (as theirs); the per-class root finder is their
 secant method (scipy's `newton` without a derivative) vectorised with the same steps and stopping rule, except
 that a class that does not converge keeps its last iterate where scipy raises (their run would stop);
-`darp.root_finder=newton` is Newton's method with the analytic derivative, as the paper describes it. The target
-distribution is the labeled prior (their default without `--est`) or uniform; their `--est` file of a separately
-trained estimator is not reproduced.
+`darp.root_finder=newton` is Newton's method with the analytic derivative, as the paper describes it.
+
+The target counts: the labeled prior times the pool (their default without `--est`), uniform, a given
+distribution of the unlabeled images (`darp.target=given`: a file, as their `--est` reads one) plus the labeled
+images' counts, or that distribution estimated in the run (`darp.target=estimated`). Their estimate
+(`train_base_estim.py`, `estimate_q_y`) is black-box shift estimation: the validation confusion of soft predictions,
+columns normalised, inverted and applied to the summed soft predictions of the unlabeled images; an estimate is
+kept when it has no negative entry and the confusion's condition number is below --th_cond (100), and the kept
+ones are averaged. They run it in a separate supervised training (one estimate per epoch); here it runs during
+DARP's own warm-up, at each evaluation: the confusion is the evaluation (EMA) model's on the validation split, the
+unlabeled sums are the stored latest predictions of the pool's images that are not labeled (counted once every
+image has one), and the target is fixed from the average when DARP starts (the labeled prior if no estimate was
+kept, reported as `darp_estimates_kept` = 0).
 """
 
 from __future__ import annotations
@@ -116,6 +126,33 @@ def solve_darp(probs: Tensor, target: Tensor, cfg: DarpConfig) -> Tensor:
     return (a * x[:, None] * y).float()
 
 
+def bbse_estimate(soft_confusion: Tensor, unlabeled_sums: Tensor) -> tuple[Tensor, float]:
+    """The authors' `estimate_q_y`: (inverse of the column-normalised confusion) @ (summed soft predictions of the
+    unlabeled images), and the confusion's 2-norm condition number. soft_confusion [C, C]: column y sums the
+    softmax over validation images of class y. Float64 throughout (theirs: float32 in, numpy's inv)."""
+    conf = soft_confusion.double()
+    conf = conf / conf.sum(0, keepdim=True)
+    cond = float(torch.linalg.cond(conf))
+    return torch.linalg.inv(conf) @ unlabeled_sums.double(), cond
+
+
+def read_target_file(path: str, num_classes: int) -> Tensor:
+    """A given unlabeled class distribution: one non-negative weight per class in a .npy or text file."""
+    import numpy as np
+
+    from semi.errors import ConfigError
+
+    try:
+        values = np.load(path) if str(path).endswith(".npy") else np.loadtxt(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"darp.target_file: cannot read {path}: {exc}"]) from None
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(values) != num_classes or not np.all(np.isfinite(values)) or values.min() < 0 or values.sum() <= 0:
+        raise ConfigError([f"darp.target_file: {path} must hold {num_classes} non-negative weights (one per class) "
+                           f"with a positive sum, got {values.tolist()[:12]}"])
+    return torch.from_numpy(values / values.sum())
+
+
 def refine_pseudo_labels(probs: Tensor, target: Tensor, cfg: DarpConfig) -> Tensor:
     """One DARP solve over the pool: noise removal, then the distribution-aligning problem."""
     return solve_darp(remove_noise(probs.float(), target.float(), cfg.alpha), target, cfg)
@@ -132,12 +169,55 @@ class DARP(FixMatch):
 
     def setup_data(self, pool_size: int, num_labeled: int) -> None:
         super().setup_data(pool_size, num_labeled)
-        c = self.num_classes
+        c, target = self.num_classes, self.cfg.darp.target
         # The authors start both from uniform rows (pseudo_orig, pseudo_refine).
         self.register_buffer("predictions", torch.full((pool_size, c), 1.0 / c))
         self.register_buffer("refined", torch.full((pool_size, c), 1.0 / c))
-        share = self._labeled_prior if self.cfg.darp.target == "labeled_prior" else torch.full((c,), 1.0 / c)
+        share = torch.full((c,), 1.0 / c) if target == "uniform" else self._labeled_prior
         self.register_buffer("target_counts", (share * pool_size).float())
+        self._labeled_counts = self._labeled_prior.double() * num_labeled
+        self._unlabeled_images = pool_size - num_labeled  # the pool holds every labeled image too
+        if target == "given":
+            self.target_counts.copy_(self._counts_for(read_target_file(self.cfg.darp.target_file, c)))
+        if target == "estimated":
+            self.register_buffer("pool_is_labeled", torch.zeros(pool_size, dtype=torch.bool))
+            self.register_buffer("pool_seen", torch.zeros(pool_size, dtype=torch.bool))
+            self.register_buffer("estimate_sum", torch.zeros(c, dtype=torch.float64))
+            self.register_buffer("estimates_kept", torch.zeros((), dtype=torch.long))
+            self.register_buffer("estimates_made", torch.zeros((), dtype=torch.long))
+            self.register_buffer("target_fixed", torch.zeros((), dtype=torch.bool))
+
+    def _counts_for(self, unlabeled_distribution: Tensor) -> Tensor:
+        """The authors' --est target: the unlabeled images' share of each class times their number, plus the
+        labeled images (which the pool holds as well)."""
+        d = unlabeled_distribution.double()
+        return (self._unlabeled_images * d / d.sum() + self._labeled_counts.to(d.device)).float()
+
+    @property
+    def observes_validation(self) -> bool:  # type: ignore[override]
+        return self.cfg.darp.target == "estimated" and not bool(self.target_fixed)
+
+    @torch.no_grad()
+    def observe_validation(self, soft_confusion: Tensor, info: StepInfo) -> None:
+        """During the warm-up, once every pool image has a stored prediction: one estimate of the unlabeled
+        images' distribution, kept (summed) when valid."""
+        if self.active(info) or not bool(self.pool_seen.all()):
+            return
+        unlabeled = ~self.pool_is_labeled
+        estimate, cond = bbse_estimate(soft_confusion.to(self.predictions.device),
+                                       self.predictions[unlabeled].double().sum(0))
+        self.estimates_made += 1
+        if bool((estimate >= 0).all()) and cond < self.cfg.darp.estimate_max_cond:
+            self.estimate_sum += estimate
+            self.estimates_kept += 1
+
+    def _fix_estimated_target(self) -> None:
+        """At the first active step (on the device, no sync): the average kept estimate becomes the target; with
+        none kept the labeled prior set in setup_data stays."""
+        estimated = self._counts_for(self.estimate_sum / self.estimates_kept.clamp_min(1))
+        use = ~self.target_fixed & (self.estimates_kept > 0)
+        self.target_counts.copy_(torch.where(use, estimated, self.target_counts))
+        self.target_fixed.fill_(True)
 
     def active(self, info: StepInfo) -> bool:
         # `epoch > args.warm` in the authors' code, with warm a share of training here (our runs vary in length)
@@ -159,9 +239,16 @@ class DARP(FixMatch):
         current = self.pseudo_labels(weak, info).probs
         pos = batch["u_pos"]
         # every rank stores every rank's predictions: all hold the same pool and so solve the same problem
-        self.predictions.index_put_((all_gather_cat(pos),), all_gather_cat(current))
+        every_pos = all_gather_cat(pos)
+        self.predictions.index_put_((every_pos,), all_gather_cat(current))
+        estimating = self.cfg.darp.target == "estimated"
+        if estimating:
+            self.pool_seen[every_pos] = True
+            self.pool_is_labeled[every_pos] = all_gather_cat(batch["u_is_labeled"])
         if not self.active(info):
             return PseudoLabels(current, current, self.threshold_for(info))
+        if estimating:
+            self._fix_estimated_target()
         if self.solve_due(info):
             self.solve()
         # Between solves the target is the last solve's refined row, not the current prediction (as theirs); the
@@ -171,6 +258,14 @@ class DARP(FixMatch):
     def diagnostics(self) -> dict[str, object]:
         out = super().diagnostics()
         out["darp_solves"] = int(self.solves)
+        if self.cfg.darp.target == "estimated":
+            out["darp_estimates_kept"] = int(self.estimates_kept)
+            out["darp_estimates_made"] = int(self.estimates_made)
+            if int(self.estimates_kept):
+                mean = self.estimate_sum / self.estimates_kept
+                out["darp_estimate"] = [float(v) for v in mean / mean.sum()]
+        target = self.target_counts.double()
+        out["darp_target_distribution"] = [float(v) for v in target / target.sum()]
         total = self.refined.sum(0)
         out["darp_refined_distribution"] = [float(v) for v in total / total.sum().clamp_min(1e-12)]
         return out
