@@ -74,6 +74,9 @@ class DataConfig:
     strong = SCARF corruption (each feature, with probability data.feature_corruption, replaced by the same
     feature of a random training row), then the weak noise. offline: each view is one of the file's precomputed
     encodings of the row (its `views` array), drawn uniformly. auto: offline when the file has views."""
+    labeled_in_pool: bool = True
+    """The labeled images are also in the unlabeled set, their labels hidden (the literature's default, and DARP's
+    FixMatch code); false: the unlabeled set is the M_k images beyond them only."""
     feature_noise: float = 0.1
     """Std of the weak view's Gaussian noise, in units of each dimension's std (generated views)."""
     feature_corruption: float = 0.3
@@ -106,9 +109,9 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["sgd", "adamw"] = "sgd"
-    """sgd: Nesterov SGD (FixMatch's); adamw: AdamW, with optim.layer_decay the fine-tuning recipe USB uses for
-    pretrained backbones."""
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    """sgd: Nesterov SGD (FixMatch's); adam: Adam (DARP's and ABC's released code); adamw: AdamW, with
+    optim.layer_decay the fine-tuning recipe USB uses for pretrained backbones."""
     lr: float = 0.03
     momentum: float = 0.9
     """SGD's momentum; AdamW's beta1."""
@@ -118,6 +121,10 @@ class OptimConfig:
     one before at lr * layer_decay^2, ... (a layer: each child module of the backbone that holds parameters,
     looking through single-child wrappers); 1 = one rate for all."""
     weight_decay: float = 5e-4
+    weight_decay_mode: Literal["optimizer", "ema_step"] = "optimizer"
+    """optimizer: the optimiser's weight decay (weights only, not biases or norm parameters); ema_step: none in the
+    optimiser, instead every parameter is multiplied by (1 - weight_decay) after each EMA update (DARP's and ABC's
+    WeightEMA, where weight_decay is 0.02 * lr per step)."""
     schedule: Literal["cosine", "constant"] = "cosine"
     """cosine: lr * cos(7*pi*t / (16*T)) as in FixMatch."""
 
@@ -143,6 +150,9 @@ class TrainConfig:
     """Mixed precision: bf16 autocast (CUDA or CPU), or fp16 autocast with a gradient scaler (CUDA only)."""
     channels_last: bool = False
     compile: bool = False
+    """torch.compile the backbone and heads of the training model (static shapes; the algorithm stays eager). The
+    first step holds the compilation: results.json reports it as first_step_seconds; inductor's on-disk cache
+    makes a resumed run's compilation shorter."""
     sync_bn: bool = False
     """Under DDP, convert BatchNorm to SyncBatchNorm (batch statistics over the global batch; CUDA only)."""
     out_dir: str | None = None
@@ -168,6 +178,11 @@ class AlgorithmConfig:
     """supervised, oracle, fixmatch, dualhead, acr, daso (DASO on FixMatch; its options: the daso section), abc,
     cpe, darp, simpro, <base>+semi, semi (= dualhead+semi: SeMi on its authors' base, the logit-adjusted dual-head
     learner without ACR's adaptive tau1)."""
+    recipe: Literal["shared", "authors"] = "shared"
+    """shared: every method on this config's common recipe (fair comparisons at one budget); authors: each
+    method's released recipe for the data set's family (mu, optimiser and where its weight decay goes, schedule,
+    learning rate, temperatures, thresholds, solver settings, the unlabeled pool) set over the config file, with
+    command-line overrides still winning. `semi config show` lists the recipe's values and their sources."""
     threshold: float = 0.95
     """Confidence threshold tau of the base (SeMi overrides it with semi.threshold)."""
     lambda_u: float = 1.0
@@ -399,10 +414,48 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     over, parse_problems = parse_overrides(overrides or [])
     problems += parse_problems
     _merge_config(cfg, over, problems)
+    if cfg.algorithm.recipe == "authors" and not problems:
+        problems += apply_recipe(cfg)
+        _merge_config(cfg, over, problems)  # the command line wins over the recipe
     problems += validate(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def apply_recipe(cfg: Config) -> list[str]:
+    """Set the authors' recipe of cfg's algorithm for its data set (over the file's values); returns problems."""
+    from semi import specs
+
+    try:
+        settings = specs.recipe_settings(cfg.algorithm.name, cfg.data.name)
+    except ValueError:
+        return []  # an unknown algorithm name: validate() says so
+    problems: list[str] = []
+    nested: dict[str, dict[str, Any]] = {}
+    for key, setting in settings.items():
+        section, name = key.split(".", 1)
+        nested.setdefault(section, {})[name] = setting.value
+    _merge_config(cfg, nested, problems)
+    return [f"algorithm.recipe=authors: {p}" for p in problems]
+
+
+def recipe_record(cfg: Config) -> dict[str, Any]:
+    """The recipe a config ran with, for results.json and `semi config show`: its name, the data-set family, and
+    under `authors` each recipe value with its source and whether the run used it (False: overridden)."""
+    from semi import specs
+
+    out: dict[str, Any] = {"name": cfg.algorithm.recipe, "family": specs.data_family(cfg.data.name)}
+    if cfg.algorithm.recipe == "authors":
+        settings = specs.recipe_settings(cfg.algorithm.name, cfg.data.name)
+        out["settings"] = {k: {"value": s.value, "source": s.source, "used": get_value(cfg, k) == s.value}
+                           for k, s in settings.items()}
+    return out
+
+
+def get_value(cfg: Config, dotted: str) -> Any:
+    section, key = dotted.split(".", 1)
+    return getattr(getattr(cfg, section), key)
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:

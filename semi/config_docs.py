@@ -16,7 +16,7 @@ from functools import cache
 
 import yaml
 
-from semi.config import Config, _type_name
+from semi.config import Config, _type_name, get_value, recipe_record
 
 
 @cache
@@ -43,4 +43,21 @@ def show_config(cfg: Config, width: int = 118) -> str:
             lines += textwrap.wrap(about, width, initial_indent="  # ", subsequent_indent="  #   ")
             value = yaml.safe_dump(getattr(obj, f.name), default_flow_style=True).strip()
             lines.append(f"  {f.name}: {value.removesuffix('...').strip()}")
-    return "\n".join(lines)
+    return "\n".join(lines + recipe_lines(cfg, width))
+
+
+def recipe_lines(cfg: Config, width: int = 118) -> list[str]:
+    """Comment lines: the recipe, and under `authors` each value it set with the authors' source."""
+    record = recipe_record(cfg)
+    if record["name"] != "authors":
+        return ["# recipe: shared (every method on this config's common settings; algorithm.recipe=authors for "
+                "each method's released recipe)"]
+    lines = [f"# recipe: authors, data-set family {record['family']}: what it set, and where the authors' code "
+             "sets it"]
+    if not record["settings"]:
+        lines.append("#   (this method declares no recipe of its own: the config's settings stand)")
+    for key, s in record["settings"].items():
+        used = "" if s["used"] else f" (overridden: {get_value(cfg, key)!r})"
+        lines += textwrap.wrap(f"{key} = {s['value']!r}{used}  <- {s['source']}", width, initial_indent="#   ",
+                               subsequent_indent="#       ")
+    return lines

@@ -25,6 +25,29 @@ Kind = Literal["base", "component"]
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One value of an authors' recipe and where their released code sets it."""
+
+    value: Any
+    source: str
+    """'owner/repo path:line' (or the paper) of the value."""
+
+
+Recipe = Mapping[str, Mapping[str, Setting]]
+"""Data-set family (cifar10, cifar100, stl10, ...; `default` for every other data set) -> dotted config key ->
+the authors' value."""
+
+def settings(repo: str, values: Mapping[str, tuple[Any, str]]) -> dict[str, Setting]:
+    """{key: Setting(value, f'{repo} {where}')} from {key: (value, where)}: one recipe table of one repository."""
+    return {key: Setting(value, f"{repo} {where}") for key, (value, where) in values.items()}
+
+
+DATA_FAMILIES = {"cifar10": "cifar10", "cifar100": "cifar100", "stl10": "stl10", "svhn": "svhn",
+                 "imagenet127": "imagenet127"}
+"""data.name -> the family whose recipe applies; any other data set takes a recipe's `default`."""
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     name: str
     """What users type in `algorithm.name` (a base) or after '+' (a component)."""
@@ -59,6 +82,8 @@ class MethodSpec:
     """Report figures this method's runs can draw (names known to `semi.evaluation.report`)."""
     reference: str = ""
     """Paper and authors' code it follows."""
+    recipes: Recipe = field(default_factory=dict)
+    """The authors' released recipe per data-set family (`algorithm.recipe=authors` applies it)."""
 
     def load(self) -> Any:
         """The implementation (importing its module on first use)."""
@@ -159,6 +184,21 @@ def parse(name: str) -> tuple[MethodSpec, list[MethodSpec]]:
         raise ValueError(f"{name!r} is not allowed; allowed values: {', '.join(allowed_names())}, and a base that "
                          f"takes components with several (base+a+b) ({problem})")
     return base, comps  # type: ignore[return-value]
+
+
+def data_family(data_name: str) -> str:
+    return DATA_FAMILIES.get(data_name, "default")
+
+
+def recipe_settings(algorithm: str, data_name: str) -> dict[str, Setting]:
+    """What `algorithm.recipe=authors` sets for an algorithm on a data set: the base's recipe for the data set's
+    family (else its `default`), then each attached component's (a later one wins on a shared key)."""
+    base, comps = parse(algorithm)
+    family = data_family(data_name)
+    out: dict[str, Setting] = {}
+    for s in (base, *comps):
+        out.update(s.recipes.get(family, s.recipes.get("default", {})))
+    return out
 
 
 def base_spec(name: str) -> MethodSpec:

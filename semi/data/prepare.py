@@ -133,6 +133,8 @@ def prepare_data(cfg: Config, data: ImageData | None = None) -> PreparedData:
             unl = [0] * num_classes  # the unlabeled set is the separate split (plus the labeled images)
     split = make_split(labels, num_classes, lab, unl, d.val_per_class, d.split_order, d.split_seed,
                        data.class_names)
+    if not d.labeled_in_pool:
+        split.unlabeled = split.unlabeled[~np.isin(split.unlabeled, split.labeled)]  # in the pool's order
     images, all_labels = data.train_images, labels
     if data.extra_unlabeled is not None:
         n = len(images)

@@ -81,7 +81,9 @@ def build_run(cfg: Config, d: PreparedData, device: torch.device, rank: int = 0,
     model = model.to(device)
     if t.channels_last and not d.is_vector:
         model = model.to(memory_format=torch.channels_last)
-    ema = EMA(model, t.ema_decay, t.ema_warmup)
+    o = cfg.optim
+    ema = EMA(model, t.ema_decay, t.ema_warmup,
+              model_decay=o.weight_decay if o.weight_decay_mode == "ema_step" else 0.0)
     eval_model = evaluation_model(cfg.algorithm.name, ema.module, cfg)
     # The class prior of what the algorithm trains on with labels: the labeled set, or for the oracle the whole
     # pool with its true labels (logit adjustment must use the training set's own prior).
@@ -90,10 +92,13 @@ def build_run(cfg: Config, d: PreparedData, device: torch.device, rank: int = 0,
     algorithm = build_algorithm(cfg, c, prior / prior.sum(), model.embed_dim, pool_size=len(d.split.unlabeled),
                                 num_labeled=len(train_idx)).to(device)
     algorithm.attach_ema(ema.module)  # DASO's queue reads labeled features from it
+    if t.compile:
+        # In place, the backbone and heads only: the algorithm's components (bank, prototypes, data-dependent
+        # shapes) stay eager, the parameter names and so the checkpoints stay those of the eager model, and DDP
+        # wraps the compiled module. The EMA copy (made above) predicts eagerly.
+        model.compile(dynamic=False)
     train_model = model if world_size == 1 else dist.wrap_model(
         model, device, unused_parameters=not algorithm.trains_balanced_head)
-    if t.compile:
-        train_model = torch.compile(train_model)
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.total_steps)
     dtype = amp_dtype(t.amp, device)

@@ -9,11 +9,15 @@ from torch import nn
 
 
 class EMA:
-    def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
+    """`model_decay` > 0: after each update the training model's parameters are multiplied by (1 - model_decay),
+    the weight decay of DARP's and ABC's released `WeightEMA` (theirs also scales the BatchNorm buffers; here
+    parameters only)."""
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True, model_decay: float = 0.0):
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
-        self.decay, self.warmup = decay, warmup
+        self.decay, self.warmup, self.model_decay = decay, warmup, model_decay
         self.updates = 0
 
     def current_decay(self) -> float:
@@ -31,7 +35,10 @@ class EMA:
         ema_buffers, buffers = list(self.module.buffers()), list(model.buffers())
         if len(ema_buffers) != len(buffers):
             raise ValueError(f"EMA model has {len(ema_buffers)} buffers, the model {len(buffers)}")
-        torch._foreach_copy_(ema_buffers, buffers)  # running statistics, copied (one op for all)
+        if buffers:  # (a model without BatchNorm has none)
+            torch._foreach_copy_(ema_buffers, buffers)  # running statistics, copied (one op for all)
+        if self.model_decay:
+            torch._foreach_mul_(params, 1.0 - self.model_decay)
         self.updates += 1
 
     def state_dict(self) -> dict:

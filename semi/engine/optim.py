@@ -50,11 +50,14 @@ def parameter_groups(model: nn.Module, weight_decay: float, layer_decay: float =
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, cfg.weight_decay, cfg.layer_decay)
+    decay = cfg.weight_decay if cfg.weight_decay_mode == "optimizer" else 0.0  # ema_step: decayed in the EMA step
+    groups = parameter_groups(model, decay, cfg.layer_decay)
     for g in groups:
         g["lr"] = cfg.lr * g.pop("lr_scale")
     if cfg.name == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+    if cfg.name == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
     # fused: one kernel for every parameter (CPU and CUDA alike); the per-parameter loop costs ~8 ops per tensor,
     # a visible share of a small model's step. The same update rule (GradScaler supports fused SGD).
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,

@@ -21,7 +21,7 @@ import torch
 
 from semi import distributed as dist
 from semi.algorithms.base import StepInfo
-from semi.config import Config, save_config
+from semi.config import Config, recipe_record, save_config
 from semi.data.layout import normalize
 from semi.data.loaders import make_loader
 from semi.data.prepare import PreparedData, prepare_data
@@ -171,6 +171,7 @@ class Trainer:
         self.best_val: float | None = None
         self.skipped_steps = 0
         self.train_seconds = 0.0
+        self.first_step_seconds: float | None = None
         self.config_changes: list[dict[str, Any]] = []  # settings changed on resume (--allow-changes), in order
         self._eval_window = WindowSums()  # step logs since the last evaluation (its diagnostics)
 
@@ -288,6 +289,8 @@ class Trainer:
                 with clock.data():
                     batch = self.to_device(self._next_batch(loader))
                 result = self.train_step(batch, info)
+                if self.first_step_seconds is None:  # the compilation under train.compile (one sync per process)
+                    self.first_step_seconds = self._first_step_time(clock)
                 self.step += 1
                 if result is not None:  # None: a skipped non-finite step (train.nonfinite=skip)
                     totals.add(step, result)
@@ -311,6 +314,11 @@ class Trainer:
             raise SemiError(f"stopped by {how} at step {self.step}; checkpoint saved in {self.checkpoints.folder} "
                             f"(continue with: semi train --resume auto train.out_dir={self.run_dir})", exit_code=130)
         return self.finish()
+
+    def _first_step_time(self, clock: WindowClock) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return clock.read()[0]
 
     def _open_run_dir(self) -> MetricsLogger:
         """Create (or tidy, on resume) the run directory, write config.yaml, open the metrics log."""
@@ -494,12 +502,14 @@ class Trainer:
             "diagnostics": ev["diagnostics"],
             "history": self.history,
             "steps": self.step, "skipped_steps": self.skipped_steps, "train_seconds": self.train_seconds,
+            "first_step_seconds": self.first_step_seconds,
             "seed": self.cfg.train.seed, "world_size": self.world_size,
             "labeled_counts": self.labeled_counts,
             "unlabeled_counts": [int(v) for v in self.data.unlabeled_true_counts()],
             "class_names": self.data.class_names,
             "split_digest": self.data.split.digest(), "data_digest": self.data.files_digest,
             "environment": environment(), "config": self.cfg.to_dict(), "config_changes": self.config_changes,
+            "recipe": recipe_record(self.cfg),
         }
         if self.best_val is not None:
             results["summary"]["best_val_top1"] = self.best_val

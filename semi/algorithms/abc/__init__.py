@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
-from semi.specs import MethodSpec, Problems, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, lazy_attributes, register, settings
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -33,6 +33,24 @@ def check(cfg: Config) -> list[str]:
     return p
 
 
+# The authors' released recipe (algorithm.recipe=authors), from ABCcode0920/ABCfix.py; not reproduced: separate
+# forward passes for the labeled, weak and strong batches, the EMA-step decay of BatchNorm buffers, 250k steps.
+_REPO = "LeeHyuck/ABC@f70e926"
+_F = "ABCcode0920/ABCfix.py"
+_COMMON = {
+    "train.mu": (1, f"{_F}:104"), "optim.name": ("adam", f"{_F}:129"), "optim.lr": (0.002, f"{_F}:31"),
+    "optim.weight_decay": (4e-5, f"{_F}:417-437 (0.02 * lr, in the EMA step)"),
+    "optim.weight_decay_mode": ("ema_step", f"{_F}:417-437"), "optim.schedule": ("constant", f"{_F}:129 (none)"),
+    "train.ema_decay": (0.999, f"{_F}:55"), "algorithm.threshold": (0.95, f"{_F}:234,254"),
+}
+RECIPES = {
+    "cifar10": settings(_REPO, {**_COMMON, "data.labeled_in_pool": (False, "ABCcode0920/dataset/fix_cifar10.py:67")}),
+    "cifar100": settings(_REPO, {**_COMMON, "data.labeled_in_pool": (True, "ABCcode0920/dataset/fix_cifar100.py:71")}),
+    "svhn": settings(_REPO, {**_COMMON, "data.labeled_in_pool": (False, "ABCcode0920/dataset/fix_svhn.py:81")}),
+}
+RECIPES["default"] = RECIPES["cifar10"]
+
+
 SPEC = register(MethodSpec(
     name="abc",
     kind="base",
@@ -44,6 +62,7 @@ SPEC = register(MethodSpec(
     accepts_components=True,
     eval_head="balanced",
     reference="Lee et al., NeurIPS 2021; LeeHyuck/ABC",
+    recipes=RECIPES,
 ))
 
 __getattr__ = lazy_attributes(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
-from semi.specs import MethodSpec, Problems, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, lazy_attributes, register, settings
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -46,6 +46,33 @@ def check(cfg: Config) -> list[str]:
     return p
 
 
+# The authors' released recipe (algorithm.recipe=authors), from their USB-based configs
+# (config/classic_cv_imb/fixmatch_cpe/fixmatch_cpe_<data>_0_2_4_0.yaml, the same line numbers for every data set);
+# not reproduced: one strong view, weight decay on all parameters, 262k steps.
+_REPO = "machengcheng2016/CPE-LTSSL@dedd598"
+_Y = "config/classic_cv_imb/fixmatch_cpe/fixmatch_cpe_*.yaml"
+_COMMON = {
+    "train.mu": (2, f"{_Y}:20 (uratio)"), "optim.name": ("sgd", f"{_Y}:24"), "optim.lr": (0.03, f"{_Y}:25"),
+    "optim.weight_decay": (5e-4, f"{_Y}:27"),
+    "optim.schedule": ("constant", "semilearn/core/algorithmbase.py:526-537 (no scheduler for these runs)"),
+    "train.ema_decay": (0.999, f"{_Y}:21"), "algorithm.threshold": (0.95, f"{_Y}:16"),
+    "cpe.tau_consistent": (0.0, f"{_Y}:51"), "cpe.tau_uniform": (2.0, f"{_Y}:52"),
+    "cpe.tau_reversed": (4.0, f"{_Y}:53"),
+}
+RECIPES = {
+    "cifar10": settings(_REPO, {**_COMMON, "cpe.medium_from": (0.2, "semilearn/imb_algorithms/cpe/cpe.py:323 (cut 2)"),
+                                "cpe.tail_from": (0.4, "semilearn/imb_algorithms/cpe/cpe.py:324 (cut 4)"),
+                                "data.labeled_in_pool": (False, f"{_Y}:46 (include_lb_to_ulb False)")}),
+    "cifar100": settings(_REPO, {**_COMMON, "cpe.medium_from": (0.35, f"{_Y}:54 (cut1 35 of 100)"),
+                                 "cpe.tail_from": (0.7, f"{_Y}:55 (cut2 70 of 100)"),
+                                 "data.labeled_in_pool": (False, f"{_Y}:46 (include_lb_to_ulb False)")}),
+    "stl10": settings(_REPO, {**_COMMON, "cpe.medium_from": (0.2, "semilearn/imb_algorithms/cpe/cpe.py:323"),
+                              "cpe.tail_from": (0.4, "semilearn/imb_algorithms/cpe/cpe.py:324"),
+                              "data.labeled_in_pool": (True, "semilearn/datasets/cv_datasets/stl10.py:73")}),
+}
+RECIPES["default"] = RECIPES["cifar10"]
+
+
 SPEC = register(MethodSpec(
     name="cpe",
     kind="base",
@@ -58,6 +85,7 @@ SPEC = register(MethodSpec(
     eval_head="balanced",
     extra_heads=1,
     reference="Ma et al., AAAI 2024; machengcheng2016/CPE-LTSSL",
+    recipes=RECIPES,
 ))
 
 __getattr__ = lazy_attributes(__name__)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
-from semi.specs import MethodSpec, Problems, base_spec, lazy_attributes, register
+from semi.specs import MethodSpec, Problems, base_spec, lazy_attributes, register, settings
 
 if TYPE_CHECKING:
     from semi.config import Config
@@ -79,6 +79,33 @@ def check(cfg: Config) -> list[str]:
     return p
 
 
+# The authors' released recipe (algorithm.recipe=authors): FixMatch as `train.py --semi_method fix` at their
+# HEAD (the older train_fix.py differs only in the warm-up), arguments.py and training_functions.py (TF); not
+# reproduced: the EMA-step decay of BatchNorm buffers, pseudo-labels from the online model (ours: the training
+# model too), 250k steps, and --est on STL-10 (darp.target=estimated needs a validation split: set it with one).
+_REPO = "bbuing9/DARP@64a94b4"
+_COMMON = {
+    "train.mu": (1, "train.py:87-90"), "optim.name": ("adam", "train.py:113"), "optim.lr": (0.002, "arguments.py:12"),
+    "optim.weight_decay": (4e-5, "common.py:200-219 (0.02 * lr, in the EMA step)"),
+    "optim.weight_decay_mode": ("ema_step", "common.py:200-219"),
+    "optim.schedule": ("constant", "train.py:113-165 (no scheduler)"), "train.ema_decay": (0.999, "arguments.py:33"),
+    "algorithm.threshold": (0.95, "arguments.py:41"), "darp.alpha": (2.0, "arguments.py:45"),
+    "data.labeled_in_pool": (True, "dataset/all_cifar10.py:59-60,86-87"),
+}
+RECIPES = {
+    "cifar10": settings(_REPO, {**_COMMON, "darp.solve_every": (10, "arguments.py:49"),
+                                "darp.iterations": (10, "arguments.py:48"),
+                                "darp.tolerance": (0.1, "training_functions.py:428-429")}),
+    "cifar100": settings(_REPO, {**_COMMON, "darp.solve_every": (100, "run.sh:20 (--num_iter 100)"),
+                                 "darp.iterations": (20, "run.sh:20 (--iter_T 20)"),
+                                 "darp.tolerance": (0.3, "training_functions.py:426-427")}),
+    "stl10": settings(_REPO, {**_COMMON, "darp.solve_every": (100, "run.sh:21 (--num_iter 100)"),
+                              "darp.iterations": (20, "run.sh:21 (--iter_T 20)"),
+                              "darp.tolerance": (0.3, "training_functions.py:426-427")}),
+}
+RECIPES["default"] = RECIPES["cifar10"]
+
+
 SPEC_NAME = "darp"
 SPEC = register(MethodSpec(
     name=SPEC_NAME,
@@ -90,6 +117,7 @@ SPEC = register(MethodSpec(
     check=check,
     accepts_components=True,
     reference="Kim et al., NeurIPS 2020; bbuing9/DARP",
+    recipes=RECIPES,
 ))
 
 __getattr__ = lazy_attributes(__name__)

@@ -175,8 +175,9 @@ class DARP(FixMatch):
         self.register_buffer("refined", torch.full((pool_size, c), 1.0 / c))
         share = torch.full((c,), 1.0 / c) if target == "uniform" else self._labeled_prior
         self.register_buffer("target_counts", (share * pool_size).float())
-        self._labeled_counts = self._labeled_prior.double() * num_labeled
-        self._unlabeled_images = pool_size - num_labeled  # the pool holds every labeled image too
+        in_pool = self.cfg.data.labeled_in_pool  # the pool holds every labeled image too (the default)
+        self._labeled_counts = self._labeled_prior.double() * (num_labeled if in_pool else 0)
+        self._unlabeled_images = pool_size - (num_labeled if in_pool else 0)
         if target == "given":
             self.target_counts.copy_(self._counts_for(read_target_file(self.cfg.darp.target_file, c)))
         if target == "estimated":
