@@ -32,10 +32,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 SETTINGS = ("consistent", "uniform", "reversed", "middle", "head_tail")
+RECIPE_BASES = ("daso", "abc", "cpe", "darp", "simpro")
+"""The bases also run under their authors' recipe (algorithm.recipe=authors), alone and with SeMi."""
 METHODS = ("supervised", "oracle", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi",
            "daso", "daso+semi", "abc", "abc+semi", "cpe", "cpe+semi", "darp", "darp+semi", "simpro", "simpro+semi",
            "fixmatch+cdmad", "dualhead+cdmad", "semi+cdmad", "fixmatch+cdmad-paper", "dualhead+cdmad-paper",
-           "dualhead-bf16", "semi-bf16")
+           "dualhead-bf16", "semi-bf16", *(f"{b}-authors" for b in RECIPE_BASES),
+           *(f"{b}+semi-authors" for b in RECIPE_BASES))
 # Per-method settings scaled to the CPU budgets (20 epochs): DASO's FixMatch pre-training is 10 epochs by default (the
 # authors' 5000 steps at paper scale), so here it starts after 1, like SeMi's warm-up (semi.warmup_epochs=1). DASO's
 # distribution temperature stays at its default for every setting: the unlabeled distribution is taken as unknown.
@@ -60,9 +63,23 @@ METHOD_OVERRIDES = {"daso": ["daso.pretrain_epochs=1"], "daso+semi": ["daso.pret
                     # bf16, AVX-512 BF16 or AMX, to run in reasonable time)
                     "dualhead-bf16": ["algorithm.name=dualhead", "train.amp=bf16"],
                     "semi-bf16": ["algorithm.name=semi", "train.amp=bf16"]}
+# The authors' recipes (algorithm.recipe=authors): the recipe's values replace the protocol's own for the keys it
+# sets (mu, optimiser, schedule, pool composition, ...; see `run_cell`); the budget, model and data stay the
+# protocol's. MNIST takes each recipe's CIFAR-10 (default) values.
+for _base in RECIPE_BASES:
+    METHOD_OVERRIDES[f"{_base}-authors"] = [f"algorithm.name={_base}", "algorithm.recipe=authors",
+                                            *METHOD_OVERRIDES.get(_base, [])]
+    METHOD_OVERRIDES[f"{_base}+semi-authors"] = [f"algorithm.name={_base}+semi", "algorithm.recipe=authors",
+                                                 *METHOD_OVERRIDES.get(f"{_base}+semi", [])]
+# SimPro's labeled-loss override patched the shared recipe's mu = 1 (its loader ratio starves the labeled loss
+# there); under its own recipe (mu = 8) the authors' loader ratio is kept.
+for _name in ("simpro-authors", "simpro+semi-authors"):
+    METHOD_OVERRIDES[_name] = [o for o in METHOD_OVERRIDES[_name] if not o.startswith("simpro.labeled_loss_scale")]
 METHOD_SETTINGS = {m: ("consistent", "reversed") for m in ("fixmatch+cdmad", "dualhead+cdmad", "semi+cdmad",
                                                             "fixmatch+cdmad-paper", "dualhead+cdmad-paper",
-                                                            "dualhead-bf16", "semi-bf16")}
+                                                            "dualhead-bf16", "semi-bf16",
+                                                            *(f"{b}-authors" for b in RECIPE_BASES),
+                                                            *(f"{b}+semi-authors" for b in RECIPE_BASES))}
 """Methods run on some settings only (CDMAD: the two the MNIST-LT comparison asks for)."""
 METHOD_SEEDS = {m: 3 for m in METHOD_SETTINGS}
 """Methods run with fewer seeds than the protocol's."""
@@ -85,7 +102,8 @@ def with_semi(base: str) -> str:
     return "semi" if base == "dualhead" else f"{base}+semi"
 
 
-PAIRS = (("semi", "acr"), ("semi", "fixmatch"), ("acr", "fixmatch"), ("acr", "dualhead"),
+PAIRS = (*((f"{b}-authors", b) for b in RECIPE_BASES), *((f"{b}+semi-authors", f"{b}-authors") for b in RECIPE_BASES),
+         ("semi", "acr"), ("semi", "fixmatch"), ("acr", "fixmatch"), ("acr", "dualhead"),
          *((with_semi(b), b) for b in BASES),
          ("fixmatch+cdmad", "fixmatch"), ("dualhead+cdmad", "dualhead"), ("semi+cdmad", "semi"),
          ("fixmatch+cdmad-paper", "fixmatch"), ("dualhead+cdmad-paper", "dualhead"),
@@ -250,6 +268,19 @@ def setting_overrides(setting: str) -> list[str]:
     return [f"data.unlabeled_distribution={setting}"]
 
 
+def recipe_free(overrides: list[str], extra: list[str]) -> list[str]:
+    """The protocol's overrides, less those an authors' recipe in `extra` sets (command-line overrides win over a
+    recipe, so the protocol's mu = 1 would otherwise undo the recipe's)."""
+    if "algorithm.recipe=authors" not in extra:
+        return overrides
+    from semi import specs
+
+    name = next(o.split("=", 1)[1] for o in extra if o.startswith("algorithm.name="))
+    data = next((o.split("=", 1)[1] for o in overrides if o.startswith("data.name=")), "digits")
+    keys = set(specs.recipe_settings(name, data))
+    return [o for o in overrides if o.split("=", 1)[0] not in keys]
+
+
 def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fresh: bool = False,
              setting_override: bool = True, threads: int | None = None) -> dict:
     """Train one cell. A run folder left by an interrupted sweep is resumed (`--resume auto`); `fresh` deletes it
@@ -261,7 +292,8 @@ def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fr
     if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
     distribution = setting_overrides(setting) if setting_override else []
-    args = [*protocol.overrides, *distribution, *extra, f"train.seed={seed}", f"train.out_dir={out_dir}",
+    args = [*recipe_free(protocol.overrides, extra), *distribution, *extra, f"train.seed={seed}",
+            f"train.out_dir={out_dir}",
             "train.progress=false", "train.tensorboard=false", *([f"train.threads={threads}"] if threads else [])]
     cmd = [sys.executable, "-m", "semi", "train", "--resume", "auto", *args]
     t0 = time.time()

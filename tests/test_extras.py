@@ -66,3 +66,5 @@ def test_the_core_install_trains_and_each_extra_is_one_clear_error(tmp_path):
     resnet = semi_without_extras("train", *tiny, "model.name=resnet50", f"train.out_dir={tmp_path / 'r'}")
     assert resnet.returncode != 0 and "model.name=resnet50 needs torchvision" in resnet.stderr
     assert not (tmp_path / "r" / "results.json").exists()
+    timm = semi_without_extras("train", *tiny, "model.name=timm:resnet18", f"train.out_dir={tmp_path / 't'}")
+    assert timm.returncode != 0 and "needs timm, which is not installed: pip install 'semi[timm]'" in timm.stderr
