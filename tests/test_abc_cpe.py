@@ -229,16 +229,18 @@ import torch
 from semi.config import ModelConfig
 from semi.models import build_model
 from semi.models.heads import ModelOutput
-for extra in (0, 1):
+for extra, branches in ((0, 0), (1, 0), (1, 3)):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name="small_cnn", width=8), 10, 1, extra_heads=extra).eval()
+    model = build_model(ModelConfig(name="small_cnn", width=8), 10, 1, extra_heads=extra,
+                        bn_branches=branches).eval()
     x = torch.randn(4, 1, 16, 16)
     with torch.no_grad():
         want = model(x)
         got = torch.compile(model, backend="aot_eager", dynamic=False)(x)
     assert isinstance(got, ModelOutput)
+    assert (got.branch_logits is None) == (branches == 0)
     for a, b in zip(got, want, strict=True):
-        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+        assert (a is None and b is None) or (a.shape == b.shape and torch.allclose(a, b, atol=1e-5))
 print("ok")
 """
 
@@ -305,3 +307,74 @@ def test_two_ranks_train_every_head_and_agree(tmp_path, name):
     assert any(".experts." in k for k in rank0) == name.startswith("cpe")
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
+
+
+# ----------------------------------------------------------------------------------------------- classwise BN
+
+
+def authors_cbn_logits(fmap, bnh, bnm, bnt, classifier):
+    """A transcription of the authors' WideResNetCBN.forward after `extract` (semilearn/nets/wrn/wrn_cbn.py) with
+    one of CBNNet's classifiers: three BN branches, pooled, one classifier, chunked, averaged."""
+    head_fs, medium_fs, tail_fs = bnh(fmap), bnm(fmap), bnt(fmap)
+    fs = torch.cat((head_fs, medium_fs, tail_fs), dim=0)
+    out = torch.nn.AdaptiveAvgPool2d((1, 1))(fs).view(fs.size(0), -1)
+    output = classifier(out)
+    logits_h, logits_m, logits_t = output.chunk(3)
+    return logits_h, logits_m, logits_t, (logits_h + logits_m + logits_t) / 3
+
+
+def authors_cpe_unsup_loss(probs_w, logits_s_h, logits_s_m, logits_s_t, p_cutoff, cut1, cut2, num_classes):
+    """A transcription of one expert's unlabeled loss in the authors' CPE.train_step (semilearn/imb_algorithms/
+    cpe/cpe.py): hard labels, the mask, the branch indicators, the sum over branches over their count."""
+    mask1 = probs_w.amax(dim=-1).ge(p_cutoff)
+    pseudo_label1 = probs_w.argmax(dim=-1)
+    pseudo_label1h = F.one_hot(pseudo_label1, num_classes).sum(dim=1) * mask1.float()
+    pseudo_label1m = F.one_hot(pseudo_label1, num_classes)[:, cut1:].sum(dim=1) * mask1.float()
+    pseudo_label1t = F.one_hot(pseudo_label1, num_classes)[:, cut2:].sum(dim=1) * mask1.float()
+    loss = (F.cross_entropy(logits_s_h, pseudo_label1, reduction="none") * pseudo_label1h).sum()
+    loss += (F.cross_entropy(logits_s_m, pseudo_label1, reduction="none") * pseudo_label1m).sum()
+    loss += (F.cross_entropy(logits_s_t, pseudo_label1, reduction="none") * pseudo_label1t).sum()
+    return loss / (pseudo_label1h.sum() + pseudo_label1m.sum() + pseudo_label1t.sum() + 1e-12)
+
+
+def test_classwise_bn_model_matches_the_authors_forward():
+    from semi.config import ModelConfig
+    from semi.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="wrn28_2"), 10, 3, extra_heads=1, bn_branches=3).train()
+    x = torch.randn(6, 3, 16, 16)
+    out = model(x)
+    fmap = model.backbone.feature_map(x)
+    for head, ours in ((model.g1, out.logits), (model.g2, out.logits_balanced)):
+        h, m, t, mean = authors_cbn_logits(fmap, *model.branches, head)
+        torch.testing.assert_close(ours, mean)
+        k = 0 if head is model.g1 else 1
+        for b, branch in enumerate((h, m, t)):
+            torch.testing.assert_close(out.branch_logits[:, b, k], branch)
+    assert out.branch_logits.shape == (6, 3, 3, 10) and out.experts.shape == (6, 1, 10)
+    assert out.embedding.shape == (6, 128)
+
+
+def test_classwise_bn_unlabeled_loss_matches_the_authors():
+    from semi.algorithms.cpe.method import branch_membership, expert_unlabeled_loss
+
+    g = torch.Generator().manual_seed(1)
+    n, c, cut1, cut2 = 32, 10, 3, 6
+    probs = torch.softmax(3 * torch.randn(n, c, generator=g), dim=1)
+    strong = torch.randn(n, 3, c, generator=g)
+    theirs = authors_cpe_unsup_loss(probs, strong[:, 0], strong[:, 1], strong[:, 2], 0.7, cut1, cut2, c)
+    conf, target = probs.max(dim=1)
+    mask = (conf >= 0.7).float()
+    assert 0 < mask.sum() < n
+    ours = expert_unlabeled_loss((strong,), target, mask[:, None] * branch_membership(target, cut1, cut2))
+    torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cpe", "cpe+semi"])
+def test_classwise_bn_cpe_resumes_bit_identically(exact_resume, name):
+    # a low threshold: the branches differ only through the unlabeled loss (the labeled one reads their mean)
+    straight, keys = exact_resume(name, **{"cpe.classwise_bn": True, "algorithm.threshold": 0.3})
+    assert "model.branches.2.running_mean" in keys
+    assert not torch.equal(straight.model.branches[0].weight, straight.model.branches[2].weight)

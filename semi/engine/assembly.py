@@ -33,8 +33,10 @@ from semi.specs import base_spec, evaluation_model
 
 
 def model_for(cfg: Config, num_classes: int, in_channels: int) -> nn.Module:
-    """The backbone and heads the run's method needs (its spec's extra heads)."""
-    return build_model(cfg.model, num_classes, in_channels, extra_heads=base_spec(cfg.algorithm.name).extra_heads)
+    """The backbone and heads the run's method needs (its spec's extra heads and model options)."""
+    spec = base_spec(cfg.algorithm.name)
+    options = spec.model_options(cfg) if spec.model_options is not None else {}
+    return build_model(cfg.model, num_classes, in_channels, extra_heads=spec.extra_heads, **options)
 
 
 def predicting_model(cfg: Config, model: nn.Module) -> nn.Module:

@@ -27,6 +27,9 @@ class ModelOutput(NamedTuple):
     """[N, E, C] the extra heads, E = the model's `extra_heads`. A model always fills it (E = 0: an empty
     [N, 0, C] tensor, so code that splits or detaches every field keeps working); None only in outputs built by
     hand (tests) for algorithms without extra heads."""
+    branch_logits: Tensor | None = None
+    """[N, B, 2 + E, C] every head on each of the B normalisation branches of a model with `bn_branches` (CPE's
+    classwise BatchNorm); the fields above are then the branch means. None for every other model."""
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> ModelOutput:
         """fn applied to every tensor field (a None `experts` stays None): split, detach, index all fields."""
@@ -50,7 +53,7 @@ class DualHeadClassifier(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, embed_dim: int, num_classes: int, head_dropout: float = 0.0,
-                 extra_heads: int = 0):
+                 extra_heads: int = 0, bn_branches: int = 0):
         super().__init__()
         if embed_dim < 1 or num_classes < 1:
             raise ValueError(f"embed_dim and num_classes must be >= 1, got {embed_dim} and {num_classes}")
@@ -72,8 +75,37 @@ class DualHeadClassifier(nn.Module):
                 for block in self.experts.weight.split(num_classes):
                     nn.init.xavier_normal_(block)
             nn.init.zeros_(self.experts.bias)
+        self.bn_branches = bn_branches
+        if bn_branches:  # CPE's classwise BatchNorm: branches between the backbone's last map and its pooling
+            if not hasattr(backbone, "feature_map"):
+                raise ValueError(f"{type(backbone).__name__} has no feature_map/pool split for BatchNorm branches")
+            norm = nn.BatchNorm2d if getattr(backbone, "spatial", True) else nn.BatchNorm1d
+            self.branches = nn.ModuleList(norm(embed_dim) for _ in range(bn_branches))
+
+    def heads(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        logits = self.g1(h)
+        if self.extra_heads:
+            experts = self.experts(h).view(-1, self.extra_heads, self.num_classes)
+        else:  # shape-only: costs nothing, and torch.compile / torch.export see a plain tensor
+            experts = logits.new_zeros((h.shape[0], 0, self.num_classes))
+        return logits, self.g2(h), experts
+
+    def branched(self, x: Tensor) -> ModelOutput:
+        """Every branch's BatchNorm on the backbone's last map, pooled, through every head (as the authors'
+        WideResNetCBN with CPE's extra classifiers: one forward pass of the B copies stacked); the ModelOutput
+        fields are the branch means, `branch_logits` each branch's."""
+        fmap = self.backbone.feature_map(x)
+        n, b = x.shape[0], self.bn_branches
+        z_all = torch.cat([self.backbone.pool(bn(fmap)) for bn in self.branches])  # [B * N, D]
+        g1, g2, experts = self.heads(self.head_dropout(z_all))
+        per_branch = torch.cat([g1.unsqueeze(1), g2.unsqueeze(1), experts], dim=1).view(b, n, -1, self.num_classes)
+        per_branch = per_branch.transpose(0, 1)  # [N, B, heads, C]
+        mean = per_branch.mean(dim=1)
+        return ModelOutput(z_all.view(b, n, -1).mean(0), mean[:, 0], mean[:, 1], mean[:, 2:], per_branch)
 
     def forward(self, x: Tensor) -> ModelOutput:
+        if self.bn_branches:
+            return self.branched(x)
         z = self.backbone(x)
         h = self.head_dropout(z)
         logits = self.g1(h)

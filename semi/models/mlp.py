@@ -39,5 +39,15 @@ class MLP(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
+    spatial = False
+    """Its BatchNorm branches (CPE's classwise BN) normalise vectors: no map, no pooling."""
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+    @staticmethod
+    def pool(z: Tensor) -> Tensor:
+        return z
+
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)

@@ -42,5 +42,12 @@ class SmallCNN(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def feature_map(self, x: Tensor) -> Tensor:
+        """The last map before pooling, [N, 4w, H', W']."""
+        return self.features[:-2](x)
+
+    def pool(self, fmap: Tensor) -> Tensor:
+        return self.features[-2:](fmap)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.features(x)

@@ -72,6 +72,13 @@ class WideResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def feature_map(self, x: Tensor) -> Tensor:
+        """The last map before pooling, [N, 64*widen, H', W']."""
+        return F.leaky_relu(self.bn(self.blocks(self.conv(x))), _SLOPE)
+
+    @staticmethod
+    def pool(fmap: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
+
     def forward(self, x: Tensor) -> Tensor:
-        out = F.leaky_relu(self.bn(self.blocks(self.conv(x))), _SLOPE)
-        return F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.pool(self.feature_map(x))

@@ -29,6 +29,12 @@ class CpeConfig:
     index >= round(medium_from * C) count twice, >= round(tail_from * C) three times (their CIFAR-10 configs:
     cut 2 and 4 of 10, i.e. 0.2 / 0.4; CIFAR-100: 35 and 70 of 100, i.e. 0.35 / 0.7)."""
     tail_from: float = 0.4
+    classwise_bn: bool = False
+    """The authors' model: three BatchNorm branches (head, medium, tail) between the backbone's last map and its
+    pooling, every expert on each (their WideResNetCBN); an expert's unlabeled loss on a pseudo-label of class k
+    reaches the branches k belongs to (all: head; index >= medium_from * C: medium; >= tail_from * C: tail), and
+    everything else reads the branch means. false: the branches collapsed into one, their loss weights kept
+    (cpe.group_weights)."""
     group_weights: bool = True
     """Weight each masked pseudo-label by its class group (1, 2 or 3) and normalise by the weights' sum, which is
     the authors' loss with its three BN branches collapsed into one; false: the plain mean over masked samples."""
@@ -58,6 +64,7 @@ _COMMON = {
     "train.ema_decay": (0.999, f"{_Y}:21"), "algorithm.threshold": (0.95, f"{_Y}:16"),
     "cpe.tau_consistent": (0.0, f"{_Y}:51"), "cpe.tau_uniform": (2.0, f"{_Y}:52"),
     "cpe.tau_reversed": (4.0, f"{_Y}:53"),
+    "cpe.classwise_bn": (True, f"{_Y}:32 (net wrn_28_2_cbn; semilearn/nets/wrn/wrn_cbn.py:103-105,135)"),
 }
 RECIPES = {
     "cifar10": settings(_REPO, {**_COMMON, "cpe.medium_from": (0.2, "semilearn/imb_algorithms/cpe/cpe.py:323 (cut 2)"),
@@ -73,6 +80,14 @@ RECIPES = {
 RECIPES["default"] = RECIPES["cifar10"]
 
 
+BRANCHES = 3
+"""Head, medium and tail BatchNorm branches of the classwise model."""
+
+
+def model_options(cfg: Config) -> dict[str, int]:
+    return {"bn_branches": BRANCHES} if cfg.cpe.classwise_bn else {}
+
+
 SPEC = register(MethodSpec(
     name="cpe",
     kind="base",
@@ -84,6 +99,7 @@ SPEC = register(MethodSpec(
     accepts_components=True,
     eval_head="balanced",
     extra_heads=1,
+    model_options=model_options,
     reference="Ma et al., AAAI 2024; machengcheng2016/CPE-LTSSL",
     recipes=RECIPES,
 ))

@@ -11,13 +11,18 @@ Our heads: expert 1 = the standard head g1 (its pseudo-labels are the base's, wh
 when attached), expert 2 = the balanced head g2 (`eval_head = "balanced"`), expert 3 = the model's one extra
 head (`extra_heads = 1`, `ModelOutput.experts[:, 0]`).
 
+Classwise batch normalisation (`cpe.classwise_bn=true`, the authors' model): their WRN ends in three BN layers
+(head / medium / tail branches) between its last map and the pooling, every expert reads each branch's pooled
+features, and an expert's unlabeled loss on pseudo-label class k reaches the branches k belongs to (all: head;
+index >= cut1: medium; >= cut2: tail), normalised by the number of (sample, branch) terms; everything else (the
+labeled losses, pseudo-labels, evaluation) reads the mean of the three branches' logits. Here the branches live in
+the model (`DualHeadClassifier(bn_branches=3)`, on small_cnn, the WRNs and the MLP) and `ModelOutput.branch_logits`
+carries each branch's logits. With the branches collapsed into one (the default, `classwise_bn=false`), their loss
+is our group-weighted loss: each masked sample weighted 1, 2 or 3 by its pseudo-label's class group, normalised by
+the sum of the weights (not by the batch size, unlike FixMatch); `cpe.group_weights=false` takes the plain masked
+mean.
+
 Where we differ from the authors' code, and why:
-- Classwise batch normalisation (CBN) is left out: their WRN ends in three BN layers (head / medium / tail
-  branches) whose pooled features every expert reads, and an expert's unlabeled loss on pseudo-label class k
-  reaches the branches k belongs to (all: head; index >= cut1: medium; >= cut2: tail). That is a backbone
-  change for one method. With the three branches collapsed into one, their loss is exactly our group-weighted
-  loss: each masked sample weighted 1, 2 or 3 by its pseudo-label's class group, normalised by the sum of the
-  weights (not by the batch size, unlike FixMatch). `cpe.group_weights=false` takes the plain masked mean.
 - Our batches have two strong views (USB's one): each expert's unlabeled loss is averaged over both.
 - The code's per-expert pseudo-label frequency / precision logs (host syncs, sklearn) are not kept; the step
   logs each expert's mask rate.
@@ -43,11 +48,23 @@ def group_weights(target: Tensor, medium_from: int, tail_from: int) -> Tensor:
 
 
 def expert_unlabeled_loss(strong_logits: tuple[Tensor, ...], target: Tensor, weights: Tensor) -> Tensor:
-    """sum_b w_b CE(s_b, y_b) / sum_b w_b per strong view (the authors' normalisation, +1e-12 as theirs), averaged
-    over the views. `weights` = mask times the group weight (times any component's sample weight)."""
+    """sum_n w_n CE(s_n, y_n) / sum_n w_n per strong view (the authors' normalisation, +1e-12 as theirs), averaged
+    over the views. `weights` = mask times the group weight (times any component's sample weight). With BatchNorm
+    branches, s is [N, B, C] and w [N, B] (w_nb = 0 for a branch the pseudo-label does not reach)."""
     den = weights.sum() + 1e-12
-    losses = [(F.cross_entropy(s, target, reduction="none") * weights).sum() / den for s in strong_logits]
+    losses = []
+    for s in strong_logits:
+        ce = F.cross_entropy(s.flatten(0, -2), target.repeat_interleave(s.numel() // (s.shape[-1] * len(target))),
+                             reduction="none").view(weights.shape)
+        losses.append((ce * weights).sum() / den)
     return sum(losses) / len(losses)  # type: ignore[return-value]
+
+
+def branch_membership(target: Tensor, medium_from: int, tail_from: int) -> Tensor:
+    """[N, 3] float: which of the head / medium / tail branches a pseudo-label of this class trains (the authors'
+    pseudo_labelH / M / T before the mask): all, index >= cut1, index >= cut2. Its row sums are `group_weights`."""
+    cuts = torch.tensor([0, medium_from, tail_from], device=target.device)
+    return (target[:, None] >= cuts[None, :]).float()
 
 
 def expert_logits(out: ModelOutput) -> Tensor:
@@ -75,10 +92,19 @@ class CPE(SemiSupervisedAlgorithm):
         return True
 
     def weights_for(self, target: Tensor, mask: Tensor) -> Tensor:
+        """[N] loss weights (collapsed branches), or [N, 3] per branch (classwise BatchNorm)."""
         w = mask.float()
+        if self.cfg.cpe.classwise_bn:
+            return w[:, None] * branch_membership(target, self.medium_from, self.tail_from)
         if self.cfg.cpe.group_weights:
             w = w * group_weights(target, self.medium_from, self.tail_from)
         return w
+
+    def expert_strong(self, out: ModelOutput, head: int) -> Tensor:
+        """One expert's strong-view logits: [N, C], or [N, 3, C] per branch under classwise BatchNorm."""
+        if self.cfg.cpe.classwise_bn:
+            return out.branch_logits[:, :, head]
+        return expert_logits(out)[:, head]
 
     def labeled_losses(self, out: ModelOutput, y: Tensor) -> dict[str, Tensor]:
         """CE(e_i + tau_i log pi, y) for each expert (the first under the usual name `sup`)."""
@@ -97,15 +123,18 @@ class CPE(SemiSupervisedAlgorithm):
 
     def unlabeled_loss(self, views: Views, pl: PseudoLabels, weights: Tensor) -> Tensor:
         """Expert 1 (g1): normalised over the (group-weighted) masked samples, not over the batch."""
-        w = weights if not self.cfg.cpe.group_weights else weights * group_weights(
-            pl.target, self.medium_from, self.tail_from)
-        return expert_unlabeled_loss(tuple(s.logits for s in views.strong), pl.target, w)
+        if self.cfg.cpe.classwise_bn:
+            w = weights[:, None] * branch_membership(pl.target, self.medium_from, self.tail_from)
+        elif self.cfg.cpe.group_weights:
+            w = weights * group_weights(pl.target, self.medium_from, self.tail_from)
+        else:
+            w = weights
+        return expert_unlabeled_loss(tuple(self.expert_strong(s, 0) for s in views.strong), pl.target, w)
 
     def base_unlabeled_losses(self, views: Views, pl: PseudoLabels, batch: dict[str, Tensor], info: StepInfo,
                               logs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Experts 2 (g2) and 3 (the extra head) on their own pseudo-labels (or the ensemble's)."""
         lam, t = self.cfg.algorithm.lambda_u, self.cfg.algorithm.temperature
-        strong = [expert_logits(s) for s in views.strong]
         out: dict[str, Tensor] = {}
         with torch.no_grad():
             weak = expert_logits(views.targets_source()).float()
@@ -117,6 +146,7 @@ class CPE(SemiSupervisedAlgorithm):
             mask = conf >= self.threshold_for(info)
         for j, name in ((0, "uniform"), (1, "reversed")):
             w = self.weights_for(target[:, j], mask[:, j])
-            out[f"unsup_{name}"] = lam * expert_unlabeled_loss(tuple(s[:, j + 1] for s in strong), target[:, j], w)
+            strong = tuple(self.expert_strong(s, j + 1) for s in views.strong)
+            out[f"unsup_{name}"] = lam * expert_unlabeled_loss(strong, target[:, j], w)
             logs[f"mask_rate_{name}"] = mask[:, j].float().mean()
         return out
