@@ -27,6 +27,9 @@ def _cases() -> list[tuple[str, int, int]]:
 def _assert_close_scaled(got: torch.Tensor, want: torch.Tensor, tol: float = 1e-5) -> None:
     """|got - want| <= tol * max|want|: kernels may sum in another order, and a randomly initialised deep net in
     eval mode (running stats still 0/1) has activations of order 10-30, so a bare 1e-5 would test rounding."""
+    if got is None or want is None:  # `branch_logits` of a model without BatchNorm branches
+        assert got is None and want is None
+        return
     assert got.shape == want.shape
     if want.numel() == 0:  # the empty `experts` of a model without extra heads
         return
@@ -46,7 +49,7 @@ def test_output_shapes(name: str, channels: int, size: int) -> None:
     assert isinstance(out, ModelOutput)
     assert out.embedding.shape == (2, EMBED_DIM[name])
     assert out.logits.shape == out.logits_balanced.shape == (2, NUM_CLASSES)
-    assert all(torch.isfinite(t).all() for t in out)
+    assert out.branch_logits is None and all(torch.isfinite(t).all() for t in out if t is not None)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -143,7 +146,7 @@ def test_eval_mode_is_deterministic(name: str) -> None:
         a, b = model(x), model(x)
         single = model(x[:1])
     for ta, tb in zip(a, b, strict=True):
-        assert torch.equal(ta, tb)
+        assert (ta is None and tb is None) or torch.equal(ta, tb)
     _assert_close_scaled(single.logits, a.logits[:1])  # no coupling between samples in eval mode
 
 
