@@ -106,6 +106,9 @@ class PerRankForward(torch.nn.Module):
         outs = [self.model(chunk) for chunk in per_rank]
         merged = []
         for field in range(len(outs[0])):  # every ModelOutput field, the (empty) experts too
+            if outs[0][field] is None:  # branch_logits of a model without BatchNorm branches
+                merged.append(None)
+                continue
             split = [o[field].split(self.sizes) for o in outs]
             merged.append(torch.cat([split[r][i] for i in range(len(self.sizes)) for r in range(self.ranks)]))
         return type(outs[0])(*merged)
