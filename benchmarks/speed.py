@@ -15,6 +15,13 @@ per-round ratios: paired within a round, they cancel load drift; each comes with
 of that median. DASO is also given against its own passes (the limit plus the EMA forward of the labeled batch
 that its authors' code runs every step). Writes
 benchmarks/results/speed-<device>.json and a Markdown table next to it.
+
+Speed modes (`--compile`, `--amp bf16`, or both): each method's step in that mode against its own float32 eager
+step, in the same interleaved rounds (paired per-round ratios, median and distribution-free 95% interval; the
+first calls, which compile, are the untimed warm-up, and the compilation's wall time is reported apart), and the
+loader's images per second with 0, 1 and 2 worker processes. Writes benchmarks/results/speed-modes-<device>.json:
+
+    python benchmarks/speed.py --models small_cnn --methods fixmatch,semi --compile --repeats 10
 """
 
 from __future__ import annotations
@@ -105,15 +112,16 @@ def paired_ratio_interval(a: list[float], b: list[float]) -> tuple[float, float]
     return median_interval([x / y for x, y in zip(a, b)])
 
 
-def config_for(model: str, method: str, out: Path, device: str, channels_last: bool = True):
+def config_for(model: str, method: str, out: Path, device: str, channels_last: bool = True,
+               extra: tuple[str, ...] = ()):
     """The benchmark's CIFAR-10-LT config (channels-last as the training configs unless told otherwise)."""
-    return load_config(None, [
+    return load_config(None, [*extra,
         "data.name=cifar10", "data.num_labeled_max=1500", "data.num_unlabeled_max=3000", "data.imbalance_labeled=100",
         f"model.name={model}", f"algorithm.name={method}", "train.batch_size=64", "train.mu=1",
         "train.epochs=500", "train.steps_per_epoch=500", "train.progress=false", "train.tensorboard=false",
         f"train.out_dir={out}", f"train.device={device}", "semi.warmup_epochs=0", "algorithm.est_epoch=0",
         "daso.pretrain_epochs=0", "darp.warmup=0",
-        f"train.channels_last={str(channels_last).lower()}"])
+        f"train.channels_last={str(channels_last).lower()}", *extra])
 
 
 def steps_fn(trainer: Trainer, batch: dict, period: int):
@@ -205,6 +213,70 @@ def measure_model(model: str, repeats: int, device: str, data, out: Path, channe
     return result
 
 
+def measure_modes(model: str, repeats: int, device: str, data, out: Path, methods: list[str], mode: list[str],
+                  channels_last: bool = True) -> dict:
+    """Each method's step in `mode` (train.compile / train.amp overrides) against its float32 eager step."""
+    fns, first_call = {}, {}
+    full = Trainer(config_for(model, "fixmatch", out / "batch", device, channels_last), data=data)
+    batch_full = full.to_device(full.batches[0])
+    groups = []
+    for method in methods:
+        batch = batch_full if method != "supervised" else {k: batch_full[k] for k in ("x_l", "y_l")}
+        for tag, extra in (("eager", ()), ("mode", tuple(mode))):
+            trainer = Trainer(config_for(model, method, out / f"{method}-{tag}", device, channels_last, extra),
+                              data=data)
+            fns[f"{tag}:{method}"] = steps_fn(trainer, batch, 1)
+            t0 = time.perf_counter()
+            fns[f"{tag}:{method}"]()  # the first call: compiles in a compiled mode
+            _sync(full.device)
+            first_call[f"{tag}:{method}"] = time.perf_counter() - t0
+        groups.append([f"eager:{method}", f"mode:{method}"])
+    times = _interleaved_times(fns, repeats, 3, full.device, 1, groups)
+    out_rows = {}
+    for method in methods:
+        eager, fast = times[f"eager:{method}"], times[f"mode:{method}"]
+        out_rows[method] = {"eager_ms": 1e3 * statistics.median(eager), "mode_ms": 1e3 * statistics.median(fast),
+                            "speedup": paired_ratio(eager, fast), "speedup_ci95": paired_ratio_interval(eager, fast),
+                            "first_call_s": first_call[f"mode:{method}"],
+                            "first_call_eager_s": first_call[f"eager:{method}"]}
+    return {"model": model, "mode": mode, "methods": out_rows}
+
+
+def loader_throughput(data, out: Path, device: str, batches: int = 20) -> dict[str, float]:
+    """Images per second the step batches deliver (3-view CIFAR-10-LT batches of 64 + 3 x 64) with 0, 1, 2
+    workers, after the first batch (worker start-up) is taken."""
+    from semi.data.loaders import make_loader
+
+    trainer = Trainer(config_for("small_cnn", "fixmatch", out / "loader", device), data=data)
+    result = {}
+    for workers in (0, 1, 2):
+        loader = make_loader(trainer.batches, 0, workers, 2, pin_memory=False)
+        next(loader)
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            next(loader)
+        result[f"workers_{workers}"] = batches * 64 * 4 / (time.perf_counter() - t0)
+        del loader
+    return result
+
+
+def modes_markdown(results: dict) -> str:
+    lines = [f"Speed modes on {results['device']} ({results['threads']} threads, torch {results['torch']}, "
+             f"{results['measured_at']}): step time against the same method's float32 eager step, median of "
+             f"{results['repeats']} paired rounds [95% interval]; first call = compilation and the first step.", "",
+             "| model | method | mode | eager ms | mode ms | speed-up | first call (s) |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for r in results["models"]:
+        for method, m in r["methods"].items():
+            lo, hi = m["speedup_ci95"]
+            lines.append(f"| {r['model']} | {method} | {' '.join(r['mode'])} | {m['eager_ms']:.1f} "
+                         f"| {m['mode_ms']:.1f} | {m['speedup']:.2f} [{lo:.2f}, {hi:.2f}] "
+                         f"| {m['first_call_s']:.1f} |")
+    lines += ["", "Loader (images per second, 3-view batches of 64 + 3 x 64): " + ", ".join(
+        f"{k.replace('_', ' ')} {v:,.0f}" for k, v in results["loader_images_per_s"].items())]
+    return "\n".join(lines)
+
+
 def semi_pairs(methods) -> list[tuple[str, str]]:
     """(base, base+semi) for every measured pair (semi = dualhead+semi)."""
     pairs = [(m[: -len("+semi")], m) for m in methods if isinstance(m, str) and m.endswith("+semi")]
@@ -283,6 +355,8 @@ def main() -> None:
     p.add_argument("--no-rss", action="store_true")
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset (default: all)")
+    p.add_argument("--compile", action="store_true", help="time train.compile=true against the eager step")
+    p.add_argument("--amp", choices=("bf16",), help="time train.amp=bf16 against the float32 step")
     args = p.parse_args()
     methods = args.methods.split(",")
     unknown = sorted(set(methods) - set(METHODS))
@@ -294,6 +368,19 @@ def main() -> None:
     out = Path("/tmp/semi-speed")
     cfg = config_for("small_cnn", "fixmatch", out, args.device)
     data = prepare_data(cfg)
+    if args.compile or args.amp:
+        mode = [*(["train.compile=true"] if args.compile else []), *([f"train.amp={args.amp}"] if args.amp else [])]
+        results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                   "repeats": args.repeats, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                   "models": [measure_modes(m, args.repeats, args.device, data, out, methods, mode, channels_last)
+                              for m in args.models.split(",")],
+                   "loader_images_per_s": loader_throughput(data, out, args.device)}
+        dest = ROOT / "results" / f"speed-modes-{torch.device(args.device).type}.json"
+        dest.write_text(json.dumps(results, indent=2))
+        dest.with_suffix(".md").write_text(modes_markdown(results) + "\n")
+        print(modes_markdown(results))
+        print(f"wrote {dest}")
+        return
     results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
                "channels_last": channels_last, "repeats": args.repeats, "models": []}
     dest = ROOT / "results" / f"speed-{torch.device(args.device).type}.json"

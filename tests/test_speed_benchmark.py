@@ -57,3 +57,26 @@ def test_interleaved_rounds_run_groups_back_to_back_with_settling_calls():
         for group in groups:
             at = sorted(one.index(name) for name in group)
             assert at == list(range(at[0], at[0] + len(group)))
+
+
+@pytest.mark.slow
+def test_speed_modes_and_loader_throughput_run(tmp_path):
+    """The mode comparison's plumbing on the CIFAR-10-LT batch (a mode that changes nothing but the run: no
+    compilation here, that is the benchmark's job) and the loader's throughput with 0-2 workers."""
+    from speed import config_for, loader_throughput, measure_modes, modes_markdown
+
+    from semi.data.prepare import prepare_data
+    from semi.errors import DataError
+
+    try:
+        data = prepare_data(config_for("small_cnn", "fixmatch", tmp_path, "cpu"))
+    except DataError:
+        pytest.skip("CIFAR-10 is not on disk (../shared/data/cifar10)")
+    r = measure_modes("small_cnn", 2, "cpu", data, tmp_path, ["fixmatch"], ["train.ema_decay=0.99"])
+    row = r["methods"]["fixmatch"]
+    assert row["eager_ms"] > 0 and row["mode_ms"] > 0 and row["speedup_ci95"][0] <= row["speedup"]
+    loads = loader_throughput(data, tmp_path, "cpu", batches=2)
+    assert set(loads) == {"workers_0", "workers_1", "workers_2"} and min(loads.values()) > 0
+    text = modes_markdown({"device": "cpu", "threads": 1, "torch": torch.__version__, "measured_at": "now",
+                           "repeats": 2, "models": [r], "loader_images_per_s": loads})
+    assert "| small_cnn | fixmatch |" in text and "workers 2" in text
