@@ -185,7 +185,10 @@ PROTOCOLS = {
         "data.val_per_class=20", "train.batch_size=64", "train.mu=2", "train.threads=2",
         "train.epochs=20", "train.steps_per_epoch=100", "train.eval_every=100", "algorithm.est_epoch=1",
         "semi.warmup_epochs=1", "semi.bank_size=128", "semi.decay_every=100"],
-        seeds=3, other_seeds={}, methods=("supervised", "oracle", "fixmatch", "dualhead", "semi", "acr", "cpe")),
+        seeds=3, other_seeds={}, methods=("supervised", "oracle", "fixmatch", "dualhead", "semi", "acr", "cpe",
+                                          # SeMi+ candidate: FlexMatch's class-adaptive thresholds on SeMi's 0.7
+                                          # (judged on validation accuracy only)
+                                          "dualhead+semi+flex")),
     "quick": Protocol("quick", [
         "data.name=digits", "data.num_labeled_max=30", "data.num_unlabeled_max=90", "data.imbalance_labeled=10",
         "model.name=small_cnn", "model.width=16", "train.batch_size=32", "train.epochs=6", "train.steps_per_epoch=25",
