@@ -151,8 +151,8 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     """torch.compile the backbone and heads of the training model (static shapes; the algorithm stays eager). The
-    first step holds the compilation: results.json reports it as first_step_seconds; inductor's on-disk cache
-    makes a resumed run's compilation shorter."""
+    first step holds the compilation: results.json reports the first step's wall time (its batch included) of the
+    latest start as first_step_seconds; inductor's on-disk cache makes a resumed run's compilation shorter."""
     sync_bn: bool = False
     """Under DDP, convert BatchNorm to SyncBatchNorm (batch statistics over the global batch; CUDA only)."""
     out_dir: str | None = None
@@ -417,10 +417,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if cfg.algorithm.recipe == "authors" and not problems:
         problems += apply_recipe(cfg)
         _merge_config(cfg, over, problems)  # the command line wins over the recipe
-    problems += validate(cfg)
+    problems += validate(cfg) + input_file_problems(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def input_file_problems(cfg: Config) -> list[str]:
+    """Files a new run reads at its start (model.pretrained and the specs' `input_files`), checked when a config
+    is loaded for a new run only: a checkpoint already holds what they gave, so evaluating, predicting or
+    resuming a run must not need them."""
+    from semi import specs
+
+    keys = ["model.pretrained", *(k for s in specs.all_specs() for k in s.input_files)]
+    return [f"{k}: {get_value(cfg, k)} is not a file" for k in keys
+            if get_value(cfg, k) is not None and not Path(str(get_value(cfg, k))).expanduser().is_file()]
 
 
 def apply_recipe(cfg: Config) -> list[str]:
@@ -513,8 +524,6 @@ def validate(cfg: Config) -> list[str]:
     m = cfg.model.name
     need(m in BUILTIN_MODELS or (m.startswith(TIMM_PREFIX) and len(m) > len(TIMM_PREFIX)),
          f"model.name: {m!r} is not allowed; allowed values: {', '.join(BUILTIN_MODELS)}, {TIMM_PREFIX}<name>")
-    need(cfg.model.pretrained is None or Path(cfg.model.pretrained).expanduser().is_file(),
-         f"model.pretrained: {cfg.model.pretrained} is not a file")
     need(o.layer_decay > 0 and o.layer_decay <= 1, f"optim.layer_decay: must be in (0, 1], got {o.layer_decay}")
     need(d.feature_noise >= 0, f"data.feature_noise: must be >= 0, got {d.feature_noise}")
     need(0 <= d.feature_corruption <= 1, f"data.feature_corruption: must be in [0, 1], got {d.feature_corruption}")

@@ -82,6 +82,8 @@ class MethodSpec:
     """Report figures this method's runs can draw (names known to `semi.evaluation.report`)."""
     reference: str = ""
     """Paper and authors' code it follows."""
+    input_files: tuple[str, ...] = ()
+    """Dotted keys of its section that name files a new run reads (checked when a new run's config loads)."""
     model_options: Callable[[Any], Mapping[str, Any]] | None = None
     """cfg -> keyword arguments of `build_model` beyond the heads (CPE's classwise BatchNorm: bn_branches=3)."""
     recipes: Recipe = field(default_factory=dict)

@@ -17,6 +17,7 @@ from semi.config import load_config
 from semi.data.feature_files import read_features
 from semi.data.prepare import prepare_data
 from semi.data.vector_views import VectorViews
+from semi.errors import DataError
 from semi.models.mlp import MLP
 
 COUNTS, TEST_PER_CLASS, DIM = (60, 40, 30), 10, 4
@@ -318,3 +319,21 @@ def test_offline_views_feed_the_training_batches(tmp_path):
         k = ((batch[view] - rows) / 100).round()
         assert torch.equal(k, k[:, :1].expand_as(k)) and set(k[:, 0].tolist()) <= {0.0, 1.0, 2.0}
     assert not torch.equal(batch["u_s1"], batch["u_s2"])  # drawn independently
+
+
+def test_float_formatted_integer_labels_stay_integers(tmp_path):
+    header, rows = table_rows()
+    rows = [[*r[:DIM], f"{['ant', 'bee', 'cat'].index(r[DIM])}.0", r[DIM + 1]] for r in rows]
+    write_csv(tmp_path / "t.csv", rows, header)
+    f = read_features(tmp_path / "t.csv")
+    assert f.class_names == ["0", "1", "2"] and np.bincount(f.y).tolist() == list(COUNTS)
+
+
+def test_predicting_from_a_missing_or_folder_file(tmp_path):
+    from semi.data.feature_files import read_prediction_vectors
+
+    with pytest.raises(DataError, match="does not exist"):
+        read_prediction_vectors(tmp_path / "none.npy", DIM)
+    (tmp_path / "parts").mkdir()
+    np.save(tmp_path / "parts" / "x_test.npy", np.ones((3, DIM)))
+    assert read_prediction_vectors(tmp_path / "parts", DIM).shape == (3, DIM)

@@ -138,3 +138,53 @@ def test_each_method_trains_on_digits_under_its_authors_recipe(method, tmp_path)
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert results["recipe"]["name"] == "authors" and results["recipe"]["family"] == "default"
     assert results["recipe"]["settings"] == recipe_record(cfg)["settings"] and results["recipe"]["settings"]
+
+
+def test_layer_decay_counts_block_stacks_and_puts_a_trunks_own_parameters_at_the_input():
+    from semi.engine.optim import backbone_layers, layer_scales
+
+    class Trunk(torch.nn.Module):  # a ViT-like trunk: its own position embedding, a stack of blocks, a norm
+        def __init__(self):
+            super().__init__()
+            self.pos = torch.nn.Parameter(torch.zeros(1, 4))
+            self.embed = torch.nn.Linear(4, 4)
+            self.blocks = torch.nn.Sequential(*(torch.nn.Linear(4, 4) for _ in range(3)))
+            self.norm = torch.nn.LayerNorm(4)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = torch.nn.Sequential(Trunk())  # a single-child wrapper, looked through
+            self.g1 = torch.nn.Linear(4, 2)
+
+    model = Model()
+    trunk = model.backbone[0]
+    assert backbone_layers(model.backbone) == [trunk.embed, *trunk.blocks, trunk.norm]
+    s = layer_scales(model, 0.5)
+    assert s[id(model.g1.weight)] == 1.0 and s[id(trunk.norm.weight)] == 0.5
+    assert [s[id(b.weight)] for b in trunk.blocks] == [0.5 ** 4, 0.5 ** 3, 0.5 ** 2]
+    assert s[id(trunk.embed.weight)] == 0.5 ** 5 and s[id(trunk.pos)] == 0.5 ** 6
+
+
+def test_a_run_evaluates_and_resumes_after_its_input_files_are_gone(tmp_path):
+    """model.pretrained and darp.target_file are checked for a new run only: the checkpoint holds what they gave."""
+    from semi import api
+    from semi.errors import ConfigError
+
+    tiny = ["train.epochs=1", "train.steps_per_epoch=2", "train.eval_every=2", "train.batch_size=8", "model.width=8",
+            "train.progress=false", "train.tensorboard=false"]
+    api.train(api.load_config(None, [*tiny, "algorithm.name=fixmatch", f"train.out_dir={tmp_path / 'a'}"]))
+    weights = tmp_path / "w.pt"
+    (tmp_path / "a" / "checkpoints" / "latest.pt").rename(weights)
+    np_file = tmp_path / "t.txt"
+    np_file.write_text(" ".join(["1"] * 10))
+    cfg = api.load_config(None, [*tiny, "algorithm.name=darp", "darp.target=given", f"darp.target_file={np_file}",
+                                 f"model.pretrained={weights}", f"train.out_dir={tmp_path / 'b'}"])
+    api.train(cfg)
+    weights.unlink()
+    np_file.unlink()
+    assert api.evaluate(tmp_path / "b" / "checkpoints" / "latest.pt")["top1"] >= 0
+    with pytest.raises(ConfigError, match="model.pretrained: .* is not a file"):
+        api.load_config(None, [*tiny, f"model.pretrained={weights}"])
+    with pytest.raises(ConfigError, match="darp.target_file: .* is not a file"):
+        api.load_config(None, [*tiny, "algorithm.name=darp", "darp.target=given", f"darp.target_file={np_file}"])

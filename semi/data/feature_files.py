@@ -181,11 +181,15 @@ def _table_parts(path: Path, header: list[str], body: list[list[str]], label_col
 
 
 def _table_labels(labels: np.ndarray) -> np.ndarray:
-    """Integer labels when every label reads as an integer, else the strings."""
+    """Integer labels when every label reads as an integer ("3", or "3.0" as pandas writes a column with missing
+    values), else the strings."""
     try:
-        return np.array([int(v) for v in labels], dtype=np.int64)
+        values = [float(v) for v in labels]
     except ValueError:
         return labels.astype(str)
+    if all(np.isfinite(v) and float(v).is_integer() for v in values):
+        return np.array(values, dtype=np.int64)
+    return labels.astype(str)
 
 
 # ------------------------------------------------------------------------------------------------- checking
@@ -325,18 +329,24 @@ def read_features(path: Path, label_column: str = "label") -> FeatureArrays:
 
 
 def read_prediction_vectors(path: Path, dim: int, label_column: str = "label") -> np.ndarray:
-    """The vectors to predict from a features file (x_test if present, else x; a table's feature columns, its
-    label and split columns ignored), checked to have the run's D."""
+    """The vectors to predict from a features file: its `x` if present, else `x_test` (an `.npz` or a folder of
+    `.npy` parts), a bare `.npy` array, or every row of a table (its label and split columns ignored); checked to
+    have the run's D."""
+    if not path.exists():
+        raise DataError(f"{path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".npz", ".npy") or path.is_dir():
-        if suffix == ".npy":
-            arrays = {"x": np.load(path, allow_pickle=False)}
-        else:
-            try:
+        try:
+            if path.is_dir():
+                files = sorted(path.glob("*.npy"))
+                arrays = {ALIASES.get(f.stem, f.stem): np.load(f, allow_pickle=False) for f in files}
+            elif suffix == ".npy":
+                arrays = {"x": np.load(path, allow_pickle=False)}
+            else:
                 with np.load(path, allow_pickle=False) as z:
                     arrays = {ALIASES.get(k, k): z[k] for k in z.files}
-            except Exception as exc:  # noqa: BLE001
-                raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
         key = next((k for k in ("x", "x_test") if k in arrays), next(iter(arrays)) if len(arrays) == 1 else None)
         if key is None:
             raise DataError(f"{path}: name the vectors array x or x_test (found {', '.join(arrays)})")

@@ -64,13 +64,15 @@ class PreparedData:
         unl = self.unlabeled_true_counts()
         extra = int((self.labels[self.split.unlabeled] < 0).sum())
         width = max(5, *(len(n) for n in self.class_names))
+        in_pool = bool(np.isin(self.split.labeled, self.split.unlabeled).all())  # data.labeled_in_pool
         lines = [f"{'class':<{width}}  {'labeled':>8}  {'unlabeled':>9}  {'unlabeled set':>15}",
-                 f"{'':<{width}}  {'(N_k)':>8}  {'(M_k)':>9}  {'(incl. labeled)':>15}"]
+                 f"{'':<{width}}  {'(N_k)':>8}  {'(M_k)':>9}  {'(incl. labeled)' if in_pool else '':>15}"]
         for k, name in enumerate(self.class_names):
             lines.append(f"{name:<{width}}  {lab[k]:>8}  {self.split.unlabeled_counts[k]:>9}  {unl[k]:>15}")
         lines.append(f"{'total':<{width}}  {lab.sum():>8}  {sum(self.split.unlabeled_counts):>9}  {unl.sum():>15}")
         lines.append("unlabeled (M_k): images beyond the labeled ones; unlabeled set: what training uses without "
-                     "labels = the M_k images plus the labeled images, their labels hidden")
+                     "labels = " + ("the M_k images plus the labeled images, their labels hidden" if in_pool else
+                                    "the M_k images only (data.labeled_in_pool=false)"))
         if extra:
             lines.append(f"plus {extra} unlabeled images of unknown class (separate unlabeled split)")
         if len(self.split.validation):

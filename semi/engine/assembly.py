@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,8 +73,11 @@ def build_run(cfg: Config, d: PreparedData, device: torch.device, rank: int = 0,
     mean, std = stat_tensors(d.mean, d.std, d.images.shape[1:], device)
 
     model = model_for(cfg, c, in_ch)
-    if cfg.model.pretrained:  # before the EMA copies the weights; a resumed run's checkpoint then replaces them
-        loaded, ignored = load_pretrained(model.backbone, cfg.model.pretrained)
+    pretrained = Path(cfg.model.pretrained).expanduser() if cfg.model.pretrained else None
+    # Before the EMA copies the weights. A new run's config checked the file exists; a run resumed or evaluated
+    # from a checkpoint gets its weights from there, so a file moved since is skipped.
+    if pretrained is not None and pretrained.is_file():
+        loaded, ignored = load_pretrained(model.backbone, pretrained)
         if rank == 0:
             print(f"pretrained backbone: {loaded} tensors from {cfg.model.pretrained}"
                   + (f" ({ignored} of the file's tensors not in the backbone, ignored)" if ignored else ""),

@@ -12,25 +12,41 @@ from torch import nn
 from semi.config import OptimConfig
 
 
-def backbone_layers(backbone: nn.Module) -> list[nn.Module]:
-    """The backbone's layers for layer-wise decay, input side first: its children that hold parameters, looking
-    through wrappers with a single such child (a torchvision net inside a module, a Sequential of one)."""
+def _holding(module: nn.Module) -> list[nn.Module]:
+    return [c for c in module.children() if any(True for _ in c.parameters())]
+
+
+def backbone_trunk(backbone: nn.Module) -> nn.Module:
+    """The backbone seen through wrappers with a single parameter-holding child (a timm or torchvision net inside
+    a module, a Sequential of one)."""
     module = backbone
-    while True:
-        children = [c for c in module.children() if any(True for _ in c.parameters())]
-        if len(children) != 1:
-            return children or [module]
+    while len(children := _holding(module)) == 1 and not any(True for _ in module.parameters(recurse=False)):
         module = children[0]
+    return module
+
+
+def backbone_layers(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone's layers for layer-wise decay, input side first: the trunk's parameter-holding children, with
+    a stack of blocks (a Sequential or ModuleList: a WRN's residual blocks, a ViT's transformer blocks) counted
+    block by block."""
+    layers: list[nn.Module] = []
+    for child in _holding(backbone_trunk(backbone)):
+        inner = _holding(child)
+        layers.extend(inner if isinstance(child, (nn.Sequential, nn.ModuleList)) and len(inner) > 1 else [child])
+    return layers or [backbone]
 
 
 def layer_scales(model: nn.Module, layer_decay: float) -> dict[int, float]:
     """id(parameter) -> learning-rate factor: 1 for everything outside the backbone (the heads), layer_decay^(L-i)
-    for the backbone's layer i of L (0-based from the input: the last layer gets layer_decay^1)."""
+    for the backbone's layer i of L (0-based from the input: the last layer gets layer_decay^1). Parameters the
+    trunk holds itself (a ViT's class token and position embedding) go with the input side, layer_decay^L."""
     scales = {id(p): 1.0 for p in model.parameters()}
     backbone = getattr(model, "backbone", None)
     if backbone is None or layer_decay == 1.0:
         return scales
     layers = backbone_layers(backbone)
+    for p in backbone.parameters():  # the trunk's own parameters and any wrapper's: the input side
+        scales[id(p)] = layer_decay ** (len(layers) + 1)
     for i, layer in enumerate(layers):
         for p in layer.parameters():
             scales[id(p)] = layer_decay ** (len(layers) - i)

@@ -43,10 +43,19 @@ class CpeConfig:
     on the argmax of the mean of the experts' softmaxes, masked by its confidence (ours, an option)."""
 
 
+BRANCHES = 3
+"""Head, medium and tail BatchNorm branches of the classwise model."""
+BRANCH_MODELS = ("small_cnn", "wrn28_2", "wrn28_8", "mlp")
+"""Backbones with the feature_map / pool split the branches need."""
+
+
 def check(cfg: Config) -> list[str]:
     p = Problems()
     need = p.need
     c = cfg.cpe
+    need(not c.classwise_bn or cfg.model.name in BRANCH_MODELS,
+         f"cpe.classwise_bn: needs a model with a map before its pooling ({', '.join(BRANCH_MODELS)}), got "
+         f"model.name={cfg.model.name}")
     need(0 <= c.medium_from <= c.tail_from <= 1,
          f"cpe.medium_from, cpe.tail_from: need 0 <= medium_from <= tail_from <= 1, got {c.medium_from}, {c.tail_from}")
     return p
@@ -80,8 +89,6 @@ RECIPES = {
 RECIPES["default"] = RECIPES["cifar10"]
 
 
-BRANCHES = 3
-"""Head, medium and tail BatchNorm branches of the classwise model."""
 
 
 def model_options(cfg: Config) -> dict[str, int]:

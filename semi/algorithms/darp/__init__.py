@@ -7,7 +7,6 @@ The spec and options, torch-free; the code is in `method.py`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal  # noqa: F401
 
 from semi.specs import MethodSpec, Problems, base_spec, lazy_attributes, register, settings
@@ -74,8 +73,8 @@ def check(cfg: Config) -> list[str]:
         need(cfg.data.val_per_class > 0, "darp.target=estimated: needs a validation split (data.val_per_class > 0): "
              "the estimate uses the model's confusion on it")
     if uses_darp and dp.target == "given":
-        need(dp.target_file is not None and Path(dp.target_file).expanduser().is_file(),
-             f"darp.target=given: darp.target_file must name a file of class weights, got {dp.target_file!r}")
+        need(dp.target_file is not None,
+             "darp.target=given: darp.target_file must name a file of class weights (.npy or text)")
     return p
 
 
@@ -118,6 +117,7 @@ SPEC = register(MethodSpec(
     accepts_components=True,
     reference="Kim et al., NeurIPS 2020; bbuing9/DARP",
     recipes=RECIPES,
+    input_files=("darp.target_file",),
 ))
 
 __getattr__ = lazy_attributes(__name__)

@@ -36,6 +36,7 @@ kept, reported as `darp_estimates_kept` = 0).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -136,14 +137,15 @@ def bbse_estimate(soft_confusion: Tensor, unlabeled_sums: Tensor) -> tuple[Tenso
     return torch.linalg.inv(conf) @ unlabeled_sums.double(), cond
 
 
-def read_target_file(path: str, num_classes: int) -> Tensor:
+def read_target_file(path: str | Path, num_classes: int) -> Tensor:
     """A given unlabeled class distribution: one non-negative weight per class in a .npy or text file."""
     import numpy as np
 
     from semi.errors import ConfigError
 
+    path = Path(path).expanduser()
     try:
-        values = np.load(path) if str(path).endswith(".npy") else np.loadtxt(path)
+        values = np.load(path) if path.suffix == ".npy" else np.loadtxt(path)
     except (OSError, ValueError) as exc:
         raise ConfigError([f"darp.target_file: cannot read {path}: {exc}"]) from None
     values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -176,10 +178,15 @@ class DARP(FixMatch):
         share = torch.full((c,), 1.0 / c) if target == "uniform" else self._labeled_prior
         self.register_buffer("target_counts", (share * pool_size).float())
         in_pool = self.cfg.data.labeled_in_pool  # the pool holds every labeled image too (the default)
-        self._labeled_counts = self._labeled_prior.double() * (num_labeled if in_pool else 0)
+        # a buffer (not saved): it follows the module to the device, so the target update needs no copy per step
+        self.register_buffer("_labeled_counts", self._labeled_prior.double() * (num_labeled if in_pool else 0),
+                             persistent=False)
         self._unlabeled_images = pool_size - (num_labeled if in_pool else 0)
         if target == "given":
-            self.target_counts.copy_(self._counts_for(read_target_file(self.cfg.darp.target_file, c)))
+            path = Path(self.cfg.darp.target_file).expanduser()
+            if path.is_file():  # a new run's config checked it exists; a run resumed or evaluated from a
+                # checkpoint gets its target counts back from the checkpoint
+                self.target_counts.copy_(self._counts_for(read_target_file(path, c)))
         if target == "estimated":
             self.register_buffer("pool_is_labeled", torch.zeros(pool_size, dtype=torch.bool))
             self.register_buffer("pool_seen", torch.zeros(pool_size, dtype=torch.bool))
@@ -192,7 +199,7 @@ class DARP(FixMatch):
         """The authors' --est target: the unlabeled images' share of each class times their number, plus the
         labeled images (which the pool holds as well)."""
         d = unlabeled_distribution.double()
-        return (self._unlabeled_images * d / d.sum() + self._labeled_counts.to(d.device)).float()
+        return (self._unlabeled_images * d / d.sum() + self._labeled_counts).float()
 
     @property
     def observes_validation(self) -> bool:  # type: ignore[override]

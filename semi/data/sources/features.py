@@ -10,6 +10,7 @@ and std of the labeled rows only (a dimension that is constant there keeps its s
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ def load_features(root: Path, cfg: Any) -> FeatureData:
         raise DataError("features: set data.path to a features file (.npz, .npy folder, .csv or .parquet)")
     path = Path(raw).expanduser()
     f = read_features(path, getattr(cfg.data, "label_column", "label"))
+    if f.held_out:
+        print(f"features: {path} has no test part: the last 20% of each class's rows ({len(f.y_test)} rows) are "
+              "the test set", file=sys.stderr)
     folder = path if path.is_dir() else path.parent if path.suffix == ".npy" else None  # a folder of .npy parts
     files = sorted(folder.glob("*.npy")) if folder is not None else [path]
     return FeatureData(f.x, f.y, f.x_test, f.y_test, f.class_names, files=files, extra_unlabeled=f.x_unlabeled,
