@@ -370,19 +370,16 @@ def test_darp_estimate_is_kept_only_when_valid_and_fixed_when_darp_starts():
     warm, active = StepInfo(step=0, epoch=0, total_steps=100, total_epochs=10), \
         StepInfo(step=90, epoch=9, total_steps=100, total_epochs=10)
     conf = torch.eye(4, dtype=torch.float64) * 10 + 1  # a well-conditioned confusion
-    algo.observe_validation(conf, warm)
-    assert int(algo.estimates_made) == 0  # the pool has not been seen yet
-    algo.pool_seen.fill_(True)
-    algo.pool_is_labeled[:20] = True
-    algo.predictions[20:] = torch.tensor([0.1, 0.1, 0.1, 0.7])
-    algo.observe_validation(conf, warm)
+    sums = torch.tensor([0.1, 0.1, 0.1, 0.7], dtype=torch.float64) * 80  # the 80 unlabeled images' softmax sums
+    algo.observe_validation(conf, sums, warm)
     normalised = conf / conf.sum(0, keepdim=True)
-    expected = torch.linalg.inv(normalised) @ (algo.predictions[20:].double().sum(0))
+    expected = torch.linalg.inv(normalised) @ sums
     assert int(algo.estimates_kept) == 1
     torch.testing.assert_close(algo.estimate_sum, expected)
-    algo.observe_validation(torch.ones(4, 4, dtype=torch.float64) + 1e-9 * torch.eye(4, dtype=torch.float64), warm)
+    ill = torch.ones(4, 4, dtype=torch.float64) + 1e-9 * torch.eye(4, dtype=torch.float64)
+    algo.observe_validation(ill, sums, warm)
     assert (int(algo.estimates_made), int(algo.estimates_kept)) == (2, 1)  # ill-conditioned: not kept
-    algo.observe_validation(conf, active)
+    algo.observe_validation(conf, sums, active)
     assert int(algo.estimates_made) == 2  # DARP has started: no more estimates
     algo._fix_estimated_target()
     e = expected / expected.sum()
@@ -397,10 +394,10 @@ def test_darp_with_an_estimated_target_trains_and_resumes_bit_identically(exact_
                                           "data.num_unlabeled_max": 10, "darp.estimate_max_cond": 1e9,
                                           "train.keep_checkpoints": 10})
     alg = straight.algorithm
-    # The evaluations at steps 4 and 6 fall in the warm-up after the pool has been seen (DARP starts at step 8):
-    # two estimates. A 6-step tiny model's confusion gives negative entries, so neither is kept and the target
-    # stays the labeled prior (the kept path is pinned on a hand-made confusion above).
-    assert (int(alg.estimates_made), int(alg.estimates_kept)) == (2, 0)
+    # The evaluations after steps 2, 4, 6 and 8 follow warm-up steps (DARP's first step is the ninth): four
+    # estimates. A tiny model's confusion gives negative entries, so none is kept and the target stays the
+    # labeled prior (the kept path is pinned on a hand-made confusion above).
+    assert (int(alg.estimates_made), int(alg.estimates_kept)) == (4, 0)
     assert bool(alg.target_fixed) and int(alg.solves) >= 1
     pool = len(straight.data.split.unlabeled)
     torch.testing.assert_close(alg.target_counts, (alg._labeled_prior * pool).float())

@@ -304,11 +304,11 @@ class Algorithm(nn.Module):
     observes_validation = False
     """True for algorithms that learn from the validation split's predictions (`observe_validation`)."""
 
-    def observe_validation(self, soft_confusion: Tensor, info: StepInfo) -> None:
-        """Called after each evaluation of a run with a validation split, when `observes_validation`: the summed
-        softmax of the evaluation model's standard head over the validation images of each true class, as columns
-        ([C, C], column y = the sum over images of class y; summed over ranks). Never the test set. Default:
-        nothing."""
+    def observe_validation(self, soft_confusion: Tensor, unlabeled_sums: Tensor, info: StepInfo) -> None:
+        """Called after each evaluation of a run with a validation split, when `observes_validation`, with the
+        evaluation model's standard-head softmax summed over the validation images of each true class, as columns
+        ([C, C], column y = the sum over images of class y), and over the unlabeled set's images that are not
+        labeled ([C]); both summed over ranks. Never the test set. Default: nothing."""
 
     def truth_diagnostics(self, unlabeled_true_counts: np.ndarray) -> dict[str, object]:
         """Diagnostics that compare the algorithm's state with the unlabeled pool's hidden class counts (all zero

@@ -452,7 +452,7 @@ class Trainer:
     def evaluate_and_checkpoint(self, logger: MetricsLogger) -> dict[str, Any]:
         ev = self.evaluate()
         if self.algorithm.observes_validation and len(self.data.split.validation):
-            self.algorithm.observe_validation(self._validation_confusion(), self.info(self.step - 1))
+            self.algorithm.observe_validation(*self._validation_confusion(), self.info(self.step - 1))
         self.history.append({"step": self.step, **{k: ev[k] for k in ("top1", "balanced_accuracy", "head_accuracy",
                                                                         "medium_accuracy", "tail_accuracy")},
                              **({"val_top1": ev["validation"]["top1"]} if "validation" in ev else {})})
@@ -474,10 +474,15 @@ class Trainer:
                 self.checkpoints.save_best(self.state_dict())
         return ev
 
-    def _validation_confusion(self) -> torch.Tensor:
+    def _validation_confusion(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the validation split's soft confusion, the summed softmax over the unlabeled images that are not
+        labeled), both of the evaluation model (what `Algorithm.observe_validation` takes)."""
         d = self.data
-        return soft_confusion(self.eval_model, d.images[d.split.validation], d.labels[d.split.validation],
-                              d.num_classes, self.mean, self.std, self.device)
+        args = (d.num_classes, self.mean, self.std, self.device)
+        confusion = soft_confusion(self.eval_model, d.images[d.split.validation], d.labels[d.split.validation], *args)
+        pool = d.split.unlabeled[~np.isin(d.split.unlabeled, d.split.labeled)]
+        sums = soft_confusion(self.eval_model, d.images[pool], np.zeros(len(pool), dtype=np.int64), *args)[:, 0]
+        return confusion, sums
 
     def evaluate(self) -> dict[str, Any]:
         d = self.data

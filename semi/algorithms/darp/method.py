@@ -26,11 +26,11 @@ images' counts, or that distribution estimated in the run (`darp.target=estimate
 (`train_base_estim.py`, `estimate_q_y`) is black-box shift estimation: the validation confusion of soft predictions,
 columns normalised, inverted and applied to the summed soft predictions of the unlabeled images; an estimate is
 kept when it has no negative entry and the confusion's condition number is below --th_cond (100), and the kept
-ones are averaged. They run it in a separate supervised training (one estimate per epoch); here it runs during
-DARP's own warm-up, at each evaluation: the confusion is the evaluation (EMA) model's on the validation split, the
-unlabeled sums are the stored latest predictions of the pool's images that are not labeled (counted once every
-image has one), and the target is fixed from the average when DARP starts (the labeled prior if no estimate was
-kept, reported as `darp_estimates_kept` = 0).
+ones are averaged. They run it in a separate supervised training (one estimate per epoch, one model for both
+parts); here it runs during DARP's own warm-up, at each evaluation, with the evaluation (EMA) model for both: its
+soft confusion on the validation split and its summed softmax over the unlabeled images that are not labeled. The
+target is fixed from the average when DARP starts (the labeled prior if no estimate was kept, reported as
+`darp_estimates_kept` = 0).
 """
 
 from __future__ import annotations
@@ -188,8 +188,6 @@ class DARP(FixMatch):
                 # checkpoint gets its target counts back from the checkpoint
                 self.target_counts.copy_(self._counts_for(read_target_file(path, c)))
         if target == "estimated":
-            self.register_buffer("pool_is_labeled", torch.zeros(pool_size, dtype=torch.bool))
-            self.register_buffer("pool_seen", torch.zeros(pool_size, dtype=torch.bool))
             self.register_buffer("estimate_sum", torch.zeros(c, dtype=torch.float64))
             self.register_buffer("estimates_kept", torch.zeros((), dtype=torch.long))
             self.register_buffer("estimates_made", torch.zeros((), dtype=torch.long))
@@ -206,14 +204,12 @@ class DARP(FixMatch):
         return self.cfg.darp.target == "estimated" and not bool(self.target_fixed)
 
     @torch.no_grad()
-    def observe_validation(self, soft_confusion: Tensor, info: StepInfo) -> None:
-        """During the warm-up, once every pool image has a stored prediction: one estimate of the unlabeled
-        images' distribution, kept (summed) when valid."""
-        if self.active(info) or not bool(self.pool_seen.all()):
+    def observe_validation(self, soft_confusion: Tensor, unlabeled_sums: Tensor, info: StepInfo) -> None:
+        """During the warm-up: one estimate of the unlabeled images' distribution, kept (summed) when valid."""
+        if self.active(info):
             return
-        unlabeled = ~self.pool_is_labeled
-        estimate, cond = bbse_estimate(soft_confusion.to(self.predictions.device),
-                                       self.predictions[unlabeled].double().sum(0))
+        device = self.estimate_sum.device
+        estimate, cond = bbse_estimate(soft_confusion.to(device), unlabeled_sums.to(device))
         self.estimates_made += 1
         if bool((estimate >= 0).all()) and cond < self.cfg.darp.estimate_max_cond:
             self.estimate_sum += estimate
@@ -249,13 +245,9 @@ class DARP(FixMatch):
         # every rank stores every rank's predictions: all hold the same pool and so solve the same problem
         every_pos = all_gather_cat(pos)
         self.predictions.index_put_((every_pos,), all_gather_cat(current))
-        estimating = self.cfg.darp.target == "estimated"
-        if estimating:
-            self.pool_seen[every_pos] = True
-            self.pool_is_labeled[every_pos] = all_gather_cat(batch["u_is_labeled"])
         if not self.active(info):
             return PseudoLabels(current, current, self.threshold_for(info))
-        if estimating:
+        if self.cfg.darp.target == "estimated":
             self._fix_estimated_target()
         if self.solve_due(info):
             self.solve()
