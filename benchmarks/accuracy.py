@@ -32,11 +32,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 SETTINGS = ("consistent", "uniform", "reversed", "middle", "head_tail")
-RECIPE_BASES = ("daso", "abc", "cpe", "darp", "simpro")
+RECIPE_BASES = ("daso", "abc", "cpe", "darp", "simpro", "remixmatch")
 """The bases also run under their authors' recipe (algorithm.recipe=authors), alone and with SeMi."""
 METHODS = ("supervised", "oracle", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi",
            "daso", "daso+semi", "abc", "abc+semi", "cpe", "cpe+semi", "darp", "darp+semi", "simpro", "simpro+semi",
-           "fixmatch+cdmad", "dualhead+cdmad", "semi+cdmad", "fixmatch+cdmad-paper", "dualhead+cdmad-paper",
+           "remixmatch", "remixmatch+semi", "fixmatch+cdmad", "dualhead+cdmad", "semi+cdmad", "fixmatch+cdmad-paper",
+           "dualhead+cdmad-paper",
            "dualhead-bf16", "semi-bf16", *(f"{b}-authors" for b in RECIPE_BASES),
            *(f"{b}+semi-authors" for b in RECIPE_BASES))
 # Per-method settings scaled to the CPU budgets (20 epochs): DASO's FixMatch pre-training is 10 epochs by default (the
@@ -78,6 +79,7 @@ for _name in ("simpro-authors", "simpro+semi-authors"):
 METHOD_SETTINGS = {m: ("consistent", "reversed") for m in ("fixmatch+cdmad", "dualhead+cdmad", "semi+cdmad",
                                                             "fixmatch+cdmad-paper", "dualhead+cdmad-paper",
                                                             "dualhead-bf16", "semi-bf16",
+                                                            "remixmatch", "remixmatch+semi",
                                                             *(f"{b}-authors" for b in RECIPE_BASES),
                                                             *(f"{b}+semi-authors" for b in RECIPE_BASES))}
 """Methods run on some settings only (CDMAD: the two the MNIST-LT comparison asks for)."""
@@ -94,7 +96,7 @@ def method_overrides(method: str) -> list[str]:
 
 # Paired comparisons (a - b over the same seeds): SeMi vs its base, vs ACR, vs FixMatch; ACR vs FixMatch; each base
 # vs base+SeMi.
-BASES = ("fixmatch", "dualhead", "acr", "daso", "abc", "cpe", "darp", "simpro")
+BASES = ("fixmatch", "dualhead", "acr", "daso", "abc", "cpe", "darp", "simpro", "remixmatch")
 """The bases SeMi's components attach to (`semi` = dualhead + SeMi)."""
 
 

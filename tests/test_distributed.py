@@ -68,6 +68,7 @@ def _run_ddp(overrides: list[str], out: Path, resume: str | None = None) -> list
     # CDMAD probes each rank's training model in train mode (per-rank BatchNorm statistics, left out above)
     ("dualhead+semi+cdmad", {"cdmad.threshold": "null", "cdmad.warmup_epochs": 0}),
     ("cpe+semi", {"cpe.classwise_bn": True, "algorithm.threshold": 0.3}),  # CPE's BatchNorm branches
+    ("remixmatch+semi", {}),  # a pass without gradient, then one with: g2 unused (the unused-parameter search)
 ])
 def test_two_ranks_hold_identical_banks_and_weights(tmp_path, name, extra):
     rank0, rank1 = _run_ddp(_overrides(tmp_path, name, "ddp", **extra), tmp_path / "state")

@@ -44,6 +44,10 @@ PINNED = {
     ("acr", "cifar100"): {"algorithm.est_momentum": 0.9}, ("acr", "stl10"): {"data.labeled_in_pool": False},
     ("fixmatch", "default"): {"train.mu": 7, "optim.weight_decay": 5e-4},
     ("fixmatch", "cifar100"): {"optim.weight_decay": 1e-3},
+    ("remixmatch", "default"): {"train.mu": 1, "optim.name": "adam", "optim.lr": 0.002, "optim.weight_decay": 4e-5,
+                                "optim.weight_decay_mode": "ema_step", "optim.schedule": "constant",
+                                "remixmatch.match_weight": 1.5, "remixmatch.kl_weight": 0.5,
+                                "remixmatch.rotation_weight": 0.5, "remixmatch.alignment_batches": 128},
 }
 
 
@@ -126,7 +130,7 @@ def test_labeled_images_can_stay_out_of_the_unlabeled_pool():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["fixmatch", "acr", "daso", "abc", "cpe", "darp", "simpro"])
+@pytest.mark.parametrize("method", ["fixmatch", "acr", "daso", "abc", "cpe", "darp", "simpro", "remixmatch"])
 def test_each_method_trains_on_digits_under_its_authors_recipe(method, tmp_path):
     from semi.engine.trainer import Trainer
 

@@ -21,7 +21,7 @@ PLUGINS = Path(__file__).resolve().parent / "plugins"
 def test_every_built_in_spec_loads_and_its_class_carries_it():
     bases = [s for s in specs.all_specs() if s.kind == "base"]
     assert {s.name for s in bases} == {"supervised", "oracle", "fixmatch", "dualhead", "acr", "daso", "abc", "cpe",
-                                       "darp", "simpro"}
+                                       "darp", "simpro", "remixmatch"}
     for s in bases:
         assert s.load().spec is s, s.name
     for s in specs.all_specs():

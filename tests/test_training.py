@@ -12,7 +12,7 @@ from semi.engine.trainer import Trainer
 
 ALGORITHMS = ["supervised", "oracle", "fixmatch", "dualhead", "acr", "fixmatch+semi", "acr+semi", "semi",
               "daso", "daso+semi", "abc", "cpe", "abc+semi", "cpe+semi",
-              "darp", "darp+semi", "simpro", "simpro+semi"]
+              "darp", "darp+semi", "simpro", "simpro+semi", "remixmatch", "remixmatch+semi"]
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)

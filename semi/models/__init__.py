@@ -74,10 +74,11 @@ def _resnet50(cfg: ModelConfig, in_channels: int) -> nn.Module:
 
 
 def build_model(cfg_model: ModelConfig, num_classes: int, in_channels: int,
-                extra_heads: int = 0, bn_branches: int = 0) -> DualHeadClassifier:
+                extra_heads: int = 0, bn_branches: int = 0, rotation_head: bool = False) -> DualHeadClassifier:
     """The named backbone plus heads g1, g2 and `extra_heads` more (nn.Linear(embed_dim, num_classes) each,
     xavier-normal, zero bias). `extra_heads`: what the algorithm declares (`Algorithm.extra_heads`);
-    `bn_branches`: BatchNorm branches before pooling (CPE's classwise BatchNorm; small_cnn, wrn28_*, mlp)."""
+    `bn_branches`: BatchNorm branches before pooling (CPE's classwise BatchNorm; small_cnn, wrn28_*, mlp);
+    `rotation_head`: a 4-way rotation classifier on the embedding (ReMixMatch), as `ModelOutput.rotation`."""
     if num_classes < 1 or in_channels < 1:
         raise SemiError(f"num_classes and in_channels must be >= 1, got {num_classes} and {in_channels}")
     if cfg_model.name.startswith(TIMM_PREFIX):
@@ -94,7 +95,7 @@ def build_model(cfg_model: ModelConfig, num_classes: int, in_channels: int,
                         "(CPE's classwise BatchNorm): use small_cnn, wrn28_2, wrn28_8 or mlp")
     return DualHeadClassifier(backbone, backbone.embed_dim, num_classes,
                               head_dropout=cfg_model.dropout if head_dropout else 0.0, extra_heads=extra_heads,
-                              bn_branches=bn_branches)
+                              bn_branches=bn_branches, rotation_head=rotation_head)
 
 
 __all__ = ["build_model", "register_model", "model_names", "DualHeadClassifier", "ModelOutput"]

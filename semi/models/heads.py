@@ -30,6 +30,9 @@ class ModelOutput(NamedTuple):
     branch_logits: Tensor | None = None
     """[N, B, 2 + E, C] every head on each of the B normalisation branches of a model with `bn_branches` (CPE's
     classwise BatchNorm); the fields above are then the branch means. None for every other model."""
+    rotation: Tensor | None = None
+    """[N, 4] the rotation head (by which of 0, 90, 180, 270 degrees an image was turned: ReMixMatch's
+    self-supervised loss) of a model built with `rotation_head`; None for every other model."""
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> ModelOutput:
         """fn applied to every tensor field (a None `experts` stays None): split, detach, index all fields."""
@@ -53,7 +56,7 @@ class DualHeadClassifier(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, embed_dim: int, num_classes: int, head_dropout: float = 0.0,
-                 extra_heads: int = 0, bn_branches: int = 0):
+                 extra_heads: int = 0, bn_branches: int = 0, rotation_head: bool = False):
         super().__init__()
         if embed_dim < 1 or num_classes < 1:
             raise ValueError(f"embed_dim and num_classes must be >= 1, got {embed_dim} and {num_classes}")
@@ -75,6 +78,9 @@ class DualHeadClassifier(nn.Module):
                 for block in self.experts.weight.split(num_classes):
                     nn.init.xavier_normal_(block)
             nn.init.zeros_(self.experts.bias)
+        # ReMixMatch's rotation classifier on the embedding; absent unless asked for, so every other method's
+        # checkpoints are unchanged
+        self.rotation = nn.Linear(embed_dim, 4) if rotation_head else None
         self.bn_branches = bn_branches
         if bn_branches:  # CPE's classwise BatchNorm: branches between the backbone's last map and its pooling
             if not hasattr(backbone, "feature_map"):
@@ -113,4 +119,6 @@ class DualHeadClassifier(nn.Module):
             experts = self.experts(h).view(-1, self.extra_heads, self.num_classes)
         else:  # shape-only: costs nothing, and torch.compile / torch.export see a plain tensor
             experts = logits.new_zeros((h.shape[0], 0, self.num_classes))
-        return ModelOutput(z, logits, self.g2(h), experts)
+        if self.rotation is None:
+            return ModelOutput(z, logits, self.g2(h), experts)
+        return ModelOutput(z, logits, self.g2(h), experts, None, self.rotation(h))

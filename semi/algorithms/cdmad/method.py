@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from semi.algorithms.base import Component, StepInfo, Views
 from semi.algorithms.cdmad import CdmadConfig
 from semi.models.heads import ModelOutput
+from semi.models.norm_stats import running_stats_kept
 
 
 def pattern_less_like(x: Tensor) -> Tensor:
@@ -34,10 +35,6 @@ def subtract(out: ModelOutput, bias: ModelOutput) -> ModelOutput:
     experts = None if out.experts is None else out.experts - bias.experts.to(out.experts.dtype)
     return ModelOutput(out.embedding, out.logits - bias.logits.to(out.logits.dtype),
                        out.logits_balanced - bias.logits_balanced.to(out.logits_balanced.dtype), experts)
-
-
-def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
 @torch.no_grad()
@@ -53,13 +50,8 @@ def probe(model: nn.Module, like: Tensor, mode: str) -> ModelOutput:
         finally:
             model.train(was)
     elif mode == "batch_stats":
-        norms = batch_norms(model)
-        saved = [[t.clone() for t in (m.running_mean, m.running_var, m.num_batches_tracked) if t is not None]
-                 for m in norms]
-        out = model(x)
-        for m, kept in zip(norms, saved):
-            live = [t for t in (m.running_mean, m.running_var, m.num_batches_tracked) if t is not None]
-            torch._foreach_copy_(live, kept)
+        with running_stats_kept(model):
+            out = model(x)
     else:
         out = model(x)
     return out.map(lambda t: t.detach().float())
