@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semi.algorithms.abc import ABC, balance_ratios, step_generator, unlabeled_keep_probs
-from semi.algorithms.base import StepInfo
+from semi.algorithms.base import Component, StepInfo
 from semi.algorithms.cpe import CPE, group_weights
 from semi.config import Config, ModelConfig
 from semi.models import build_model
@@ -201,6 +201,34 @@ def test_cpe_step_matches_the_authors_code(mode, groups):
     assert torch.allclose(result.loss, 0.5 * (refs[0] + refs[1]), rtol=1e-6, atol=1e-6)
     assert {"sup", "sup_uniform", "sup_reversed", "unsup", "unsup_uniform", "unsup_reversed"} == set(result.losses)
     assert 0 < result.logs["mask_rate"] < 1  # the batch does exercise the masks
+
+
+class LowerThreshold(Component):
+    """A component that lowers every mask of the step, as SeMi does (0.7)."""
+
+    threshold = 0.7
+
+    def mask_threshold(self, base, info):
+        return 0.7
+
+
+@pytest.mark.parametrize("expert_threshold", ["step", "base"])
+def test_cpe_expert_threshold_keeps_the_base_threshold_for_experts_2_and_3(expert_threshold):
+    b, n, c = 4, 40, 4
+    g = torch.Generator().manual_seed(0)
+    heads = [torch.randn(b + 3 * n, c, generator=g) * 3 for _ in range(3)]
+    cfg = Config()
+    cfg.algorithm.name, cfg.cpe.expert_threshold = "cpe", expert_threshold
+    alg = CPE(cfg, c, torch.tensor([0.4, 0.3, 0.2, 0.1]), [LowerThreshold()])
+    out = ModelOutput(torch.zeros(b + 3 * n, 2), heads[0], heads[1], heads[2].unsqueeze(1))
+    info = StepInfo(step=3, epoch=0, total_steps=10, total_epochs=1)
+    result = alg.training_step(FixedOutputs(out), _batch(b, n, torch.tensor([0, 1, 2, 3])), info)
+    conf = [torch.softmax(h[b:b + n], dim=1).amax(1) for h in heads]
+    expert = 0.95 if expert_threshold == "base" else 0.7
+    assert result.logs["mask_rate"] == (conf[0] >= 0.7).float().mean()  # expert 1: the component's threshold
+    assert result.logs["mask_rate_uniform"] == (conf[1] >= expert).float().mean()
+    assert result.logs["mask_rate_reversed"] == (conf[2] >= expert).float().mean()
+    assert (conf[1] >= 0.7).float().mean() > (conf[1] >= 0.95).float().mean()  # the two differ on this batch
 
 
 # ------------------------------------------------------------------------------------------------- extra heads

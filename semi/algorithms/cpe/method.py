@@ -143,7 +143,9 @@ class CPE(SemiSupervisedAlgorithm):
                 conf, target = conf.unsqueeze(1).expand(-1, 2), target.unsqueeze(1).expand(-1, 2)
             else:
                 conf, target = torch.softmax(weak[:, 1:] / t, dim=2).max(dim=2)  # [N, 2] each
-            mask = conf >= self.threshold_for(info)
+            threshold = self.cfg.algorithm.threshold if self.cfg.cpe.expert_threshold == "base" \
+                else self.threshold_for(info)
+            mask = conf >= threshold
         for j, name in ((0, "uniform"), (1, "reversed")):
             w = self.weights_for(target[:, j], mask[:, j])
             strong = tuple(self.expert_strong(s, j + 1) for s in views.strong)
