@@ -444,6 +444,14 @@ CDMAD_PAIRS = (("fixmatch+cdmad", "fixmatch"), ("fixmatch+cdmad-paper", "fixmatc
 labels at the base's threshold); `semi+cdmad` keeps SeMi's threshold."""
 
 
+RECIPE_PAIRS = (*(p for b in RECIPE_BASES for p in ((f"{b}-authors", b), (f"{b}+semi-authors", f"{b}-authors"),
+                                                      (f"{b}+semi-authors", with_semi(b)))),
+                ("cpe+semi-experts_0.95-authors", "cpe-authors"),
+                ("cpe+semi-experts_0.95-authors", "cpe+semi-authors"))
+"""Each base under its authors' recipe against the shared recipe, SeMi's components on it, and SeMi under either
+recipe; CPE with SeMi's threshold kept off its tail-leaning experts."""
+
+
 def pairs_markdown(records: list[dict], pairs: tuple[tuple[str, str], ...],
                    settings: tuple[str, ...] = ("consistent", "reversed")) -> str:
     """Per pair and setting: b's top-1, a's, and their paired difference over common seeds."""
@@ -499,7 +507,8 @@ def report(protocol: Protocol, records: list[dict]) -> None:
         for name, body in ((f"accuracy-{protocol.name}-methods", methods_markdown(records)),
                            (f"accuracy-{protocol.name}-semi-effect", semi_effect_markdown(records)),
                            (f"accuracy-{protocol.name}-sweep", markdown(records)),
-                           (f"accuracy-{protocol.name}-cdmad", pairs_markdown(records, CDMAD_PAIRS))):
+                           (f"accuracy-{protocol.name}-cdmad", pairs_markdown(records, CDMAD_PAIRS)),
+                           (f"accuracy-{protocol.name}-recipes", pairs_markdown(records, RECIPE_PAIRS))):
             if replace_marked(doc, name, body):
                 print(f"updated {doc.name}: {name}")
     for fig in figures(records, protocol.name):
