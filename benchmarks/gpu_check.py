@@ -10,7 +10,8 @@ nothing needs downloading and the GPU machine needs no data set):
    `torch.cuda.set_sync_debug_mode("error")` (reported per method, not fatal);
 3. the memory bank's sync-free insert leaves the same state as the `nonzero` pairing, on the device;
 4. a one-process DDP run (NCCL on CUDA, gloo on CPU) trains a few steps;
-5. loader throughput (images per second with 0, 1, 2 workers) against what the measured step consumes.
+5. loader throughput (images per second with 0, 1, 2 workers) against what the measured step consumes, and the
+   batch augmentation on the device (`data.augment_on=device`): its throughput and its views equal the loader's.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import torch
 ROOT = Path(__file__).resolve().parent
 REQUIRES = "needs one CUDA GPU (torch.cuda.is_available()); `--device cpu --quick` runs the CPU-runnable parts"
 METHODS = ["supervised", "fixmatch", "fixmatch+semi", "dualhead", "semi", "acr", "acr+semi", "daso", "daso+semi",
-           "abc", "abc+semi", "cpe", "cpe+semi", "darp", "darp+semi", "simpro", "simpro+semi", "fixmatch+cdmad",
-           "flexmatch"]
+           "abc", "abc+semi", "cpe", "cpe+semi", "darp", "darp+semi", "simpro", "simpro+semi", "remixmatch",
+           "remixmatch+semi", "fixmatch+cdmad", "flexmatch"]
 
 
 def synthetic_cifar_lt(folder: Path, per_class: int = 500, seed: int = 0) -> Path:
@@ -163,6 +164,32 @@ def loader_throughput(npz: Path, out: Path, workers: list[int], steps: int) -> d
     return out_rates
 
 
+def device_augmentation(npz: Path, out: Path, device: str, steps: int) -> dict:
+    """data.augment_on=device: images per second that the batch augmentation delivers on `device` from raw batches
+    (the loader then only indexes), and whether its views equal the loader's (the same draws) on one step."""
+    from semi.data.loaders import augment_batch
+    from semi.engine.trainer import Trainer
+
+    trainer = Trainer(config(npz, "semi", out, "cpu", "small_cnn"))
+    batches, dev = trainer.batches, torch.device(device)
+    views = ("x_l", "u_w", "u_s1", "u_s2")
+    batches.augment = False
+    raw = [batches[t] for t in range(steps + 1)]
+    batches.augment = True
+    on_device = augment_batch({k: v.to(dev) if k != "augment_seed" else v for k, v in raw[0].items()},
+                              batches.augmenter)
+    equal = all(torch.equal(on_device[k].cpu(), batches[0][k]) for k in views)
+    moved = [{k: v.to(dev) if k != "augment_seed" else v for k, v in r.items()} for r in raw[1:]]
+    _sync(dev)
+    t0 = time.perf_counter()
+    images = 0
+    for r in moved:
+        b = augment_batch(r, batches.augmenter)
+        images += sum(len(b[k]) for k in views)
+    _sync(dev)
+    return {"equals_loader": equal, "images_per_s": images / (time.perf_counter() - t0)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda")
@@ -200,6 +227,8 @@ def main(argv: list[str] | None = None) -> dict:
                                                     "small_cnn" if args.quick else args.model)
         report["loader_images_per_s"] = loader_throughput(npz, tmp / "loader", [0] if args.quick else [0, 1, 2],
                                                           3 if args.quick else 30)
+        report["device_augmentation"] = device_augmentation(npz, tmp / "augment", args.device,
+                                                            3 if args.quick else 30)
     fastest = min((r["median_step_s"] for r in report["steps"]), default=None)
     if fastest:
         report["gpu_images_per_s_fastest_method"] = max(r["images_per_step"] / r["median_step_s"]

@@ -85,6 +85,11 @@ class DataConfig:
     num_workers: int = 0
     """Data loader worker processes; 0 builds batches in the training process."""
     prefetch: int = 2
+    augment_on: Literal["loader", "device"] = "loader"
+    """Where image batches are augmented: loader = in the loader (its workers, or the training process with
+    num_workers=0); device = on the training device, after the raw uint8 images are moved there (for a GPU the
+    loader's CPU cores cannot feed). The random draws are the same (made on the CPU from the step's generator), so
+    both give the same views. Images only."""
 
 
 @dataclass
@@ -505,6 +510,8 @@ def validate(cfg: Config) -> list[str]:
     need(0 <= d.cutout <= 1, f"data.cutout: must be in [0, 1], got {d.cutout}")
     need(d.num_workers >= 0, f"data.num_workers: must be >= 0, got {d.num_workers}")
     need(d.prefetch >= 1, f"data.prefetch: must be >= 1, got {d.prefetch}")
+    need(d.augment_on == "loader" or d.name != "features",
+         "data.augment_on=device: feature vectors' views are made in the loader; use data.augment_on=loader")
     need(t.epochs >= 1, f"train.epochs: must be >= 1, got {t.epochs}")
     need(t.steps_per_epoch >= 1, f"train.steps_per_epoch: must be >= 1, got {t.steps_per_epoch}")
     need(t.batch_size >= 1, f"train.batch_size: must be >= 1, got {t.batch_size}")

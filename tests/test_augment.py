@@ -320,3 +320,41 @@ def test_flips_off_by_source_and_cutout_size():
         out = A.random_cutout(blank, torch.Generator().manual_seed(0), frac)
         painted = (out == A.CUTOUT_FILL).flatten(1).sum(1)
         assert painted.max().item() == side * side  # at least one square falls wholly inside at this seed
+
+
+def test_device_augmentation_draws_what_the_loader_draws(tiny_config):
+    """data.augment_on=device: raw batches augmented later (on the training device; here the CPU) give the loader's
+    views bit for bit, because the draws come from the step's CPU generator either way."""
+    from semi.data.loaders import StepBatches, augment_batch
+    from semi.data.prepare import prepare_data
+
+    data = prepare_data(tiny_config())
+    loader_views = StepBatches(data, 8, 2, 3, 6)
+    raw = StepBatches(data, 8, 2, 3, 6, augment=False)
+    for step in (0, 5):
+        r = raw[step]
+        assert "u_w" not in r and r["u_raw"].dtype == torch.uint8
+        got, want = augment_batch(r, raw.augmenter), loader_views[step]
+        assert set(got) == set(want)
+        for key in want:
+            assert torch.equal(got[key], want[key]), key
+
+
+def test_a_run_augmented_on_the_device_equals_one_augmented_in_the_loader(tiny_config, tmp_path):
+    from semi.engine.trainer import Trainer
+
+    runs = [Trainer(tiny_config(**{"algorithm.name": "fixmatch", "data.augment_on": where,
+                                   "train.out_dir": str(tmp_path / where)})) for where in ("loader", "device")]
+    for run in runs:
+        run.fit()
+    assert runs[0].history == runs[1].history
+    for a, b in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_feature_vectors_are_augmented_in_the_loader_only():
+    from semi.config import Config, validate
+
+    cfg = Config()
+    cfg.data.name, cfg.data.augment_on = "features", "device"
+    assert any("data.augment_on=device" in m for m in validate(cfg))

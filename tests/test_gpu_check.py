@@ -37,3 +37,4 @@ def test_quick_cpu_run_writes_every_section(tmp_path):
     assert report["bank_sync_free_equals_nonzero"] is True
     assert report["ddp_one_process"]["ok"] and report["ddp_one_process"]["steps"] == 5
     assert report["loader_images_per_s"]["0"] > 0
+    assert report["device_augmentation"]["equals_loader"] is True and report["device_augmentation"]["images_per_s"] > 0

@@ -72,7 +72,7 @@ def augmenter_for(data_cfg: DataConfig, data: PreparedData | None = None) -> Aug
 class StepBatches(Dataset):
     def __init__(self, data: PreparedData, batch_size: int, mu: int, seed: int, total_steps: int,
                  use_unlabeled: bool = True, true_labels: bool = False, rank: int = 0, world_size: int = 1,
-                 augmenter: Augmenter | VectorViews | None = None):
+                 augmenter: Augmenter | VectorViews | None = None, augment: bool = True):
         # what the views are made from: N, C, H, W uint8 images, N, D vectors, or N, K, D offline vector views
         stored = data.views if data.views is not None else data.images
         self.images = to_model_layout(torch.from_numpy(stored)).contiguous()
@@ -88,6 +88,9 @@ class StepBatches(Dataset):
         self.use_unlabeled = use_unlabeled
         self.rank, self.world_size = rank, world_size
         self.augmenter = augmenter or Augmenter()
+        self.augment = augment
+        """False: batches carry the raw images and the step's augmentation seed (`raw_batch`); the trainer augments
+        them on its device with `augment_batch`, drawing exactly what this loader would have drawn."""
         self.labeled_sampler = EpochSampler(len(self.labeled_idx), seed, _LABELED)
         self.unlabeled_sampler = EpochSampler(len(self.unlabeled_idx), seed, _UNLABELED)
 
@@ -95,19 +98,30 @@ class StepBatches(Dataset):
         return self.total_steps
 
     def __getitem__(self, step: int) -> dict[str, Tensor]:
-        gen = torch.Generator().manual_seed(mix_seed(self.seed, _AUGMENT, self.rank, step))
+        seed = mix_seed(self.seed, _AUGMENT, self.rank, step)
         b = self.batch_size
         pos = (step * self.world_size + self.rank) * b
         idx_l = self.labeled_idx[self.labeled_sampler.take(pos, b)]
-        batch = {"x_l": self.augmenter.weak(self.images[idx_l], gen), "y_l": self.labels[idx_l]}
+        batch = {"x_l": self.images[idx_l], "y_l": self.labels[idx_l], "augment_seed": torch.tensor(seed)}
         if self.use_unlabeled:
             n = self.mu * b
             pos_u = self.unlabeled_sampler.take((step * self.world_size + self.rank) * n, n)  # rows of the pool
             idx_u = self.unlabeled_idx[pos_u]
-            weak, s1, s2 = self.augmenter.views(self.images[idx_u], gen)
-            batch.update(u_w=weak, u_s1=s1, u_s2=s2, u_y=self.labels[idx_u], u_is_labeled=self.is_labeled[idx_u],
+            batch.update(u_raw=self.images[idx_u], u_y=self.labels[idx_u], u_is_labeled=self.is_labeled[idx_u],
                          u_idx=idx_u, u_pos=pos_u)
-        return batch
+        return augment_batch(batch, self.augmenter) if self.augment else batch
+
+
+def augment_batch(batch: dict[str, Tensor], augmenter: Augmenter | VectorViews) -> dict[str, Tensor]:
+    """A raw batch (`x_l` and `u_raw` un-augmented, on any device, and the step's `augment_seed`) -> the step's
+    views: `x_l` weak, `u_w`, `u_s1`, `u_s2` from `u_raw`. The draws come from a CPU generator seeded by the step
+    (the augmentation ops move their parameters to the images' device), so the views are the same on any device."""
+    out = dict(batch)
+    gen = torch.Generator().manual_seed(int(out.pop("augment_seed")))
+    out["x_l"] = augmenter.weak(out["x_l"], gen)
+    if "u_raw" in out:
+        out["u_w"], out["u_s1"], out["u_s2"] = augmenter.views(out.pop("u_raw"), gen)
+    return out
 
 
 def _worker_init(_: int) -> None:

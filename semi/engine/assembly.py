@@ -111,6 +111,6 @@ def build_run(cfg: Config, d: PreparedData, device: torch.device, rank: int = 0,
     scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
     batches = StepBatches(d, t.batch_size, t.mu, t.seed, cfg.total_steps, use_unlabeled=algorithm.uses_unlabeled,
                           true_labels=algorithm.trains_on_true_labels, rank=rank, world_size=world_size,
-                          augmenter=augmenter_for(cfg.data, d))
+                          augmenter=augmenter_for(cfg.data, d), augment=cfg.data.augment_on == "loader")
     return Run(model, ema, eval_model, algorithm, train_model, optimizer, scheduler, dtype, scaler, batches, mean,
                std, labeled_counts)

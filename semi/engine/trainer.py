@@ -23,7 +23,7 @@ from semi import distributed as dist
 from semi.algorithms.base import StepInfo
 from semi.config import Config, recipe_record, save_config
 from semi.data.layout import normalize
-from semi.data.loaders import make_loader
+from semi.data.loaders import augment_batch, make_loader
 from semi.data.prepare import PreparedData, prepare_data
 from semi.engine.assembly import build_run
 from semi.engine.checkpoint import CheckpointManager, atomic_write_text, load_checkpoint
@@ -262,7 +262,9 @@ class Trainer:
         """The batch on the device, its inputs as normalised floats. The input views of a step are normalised
         together into `x_all` (x_l, u_w, u_s1, u_s2 in that order: the order of the training step's one forward
         pass, which then needs no concatenation of its own), and each view is a slice of it."""
-        out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k != "augment_seed"}
+        if "augment_seed" in batch:  # data.augment_on=device: the raw images are here, augment them here
+            out = augment_batch({**out, "augment_seed": batch["augment_seed"]}, self.batches.augmenter)
         views = [k for k in STEP_VIEWS if k in out]
         if views:
             x = normalize(torch.cat([out[k] for k in views]), self.mean, self.std)  # images: the cat is on uint8
