@@ -26,11 +26,10 @@ Where we depart from the authors' code, and why:
   the mixed batch interleaved in chunks and the others separately; one pass normalises over all of them, and it
   alone moves the running statistics). Passes with gradient must be one for DistributedDataParallel.
 
-With components attached (`remixmatch+semi`): they see the step as on any base. Their views come from a second
-pass
-without gradient over the labeled and strong views (for `refine`: SeMi's prototypes query the strong view's
-embedding before the guess is mixed in) and from the pass with gradient (the second strong view joins it, for
-SeMi's feature consistency and bank). Their mask and per-image weights w weight the pre-MixUp loss, and each
+With components attached (`remixmatch+semi`, ours): they see the step as on any base. Their views come from a
+second pass without gradient over the labeled and strong views (for `refine`: SeMi's prototypes query the strong
+view's embedding before the guess is mixed in) and from the pass with gradient (the second strong view joins it,
+for SeMi's feature consistency and bank). Their mask and per-image weights w weight the pre-MixUp loss, and each
 mixed row carries the mix of its two sources' weights (labeled rows weigh 1): lambda * w_i + (1 - lambda) * w_j.
 Alone, ReMixMatch masks nothing (its threshold is 0), so every weight is 1 and the step is ReMixMatch's.
 """
