@@ -544,6 +544,28 @@ def figures(records: list[dict], protocol: str) -> list[Path]:
     return out
 
 
+def run_cells(protocol: Protocol, todo: list[tuple[str, list[str]]], path: Path, runs_dir: Path, jobs: int,
+              fresh: bool = False) -> None:
+    """Run cells `jobs` at a time (each single-threaded when several), saving each record to `path` as it lands."""
+    threads = 1 if jobs > 1 else None
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(run_cell, protocol, cell, extra, runs_dir, fresh, True, threads): cell
+                   for cell, extra in todo}
+        for future in as_completed(futures):
+            cell = futures[future]
+            try:
+                record = future.result()
+            except RuntimeError as err:  # one failed cell is reported; the others still run and are kept
+                print(f"[{time.strftime('%H:%M:%S')}] {err}", flush=True)
+                continue
+            # Records are read back before each save so that two sweeps of one protocol never drop each other's.
+            records = [r for r in load_records(path) if r["cell"] != cell] + [record]
+            save_records(path, protocol, records)
+            print(f"[{time.strftime('%H:%M:%S')}] {protocol.name} {cell}: top-1 {record['top1']:.1f}  "
+                  f"balanced {record['balanced_accuracy']:.1f}  tail {record['tail_accuracy']:.1f}  "
+                  f"({record['wall_seconds']:.0f} s)", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="quick")
@@ -578,25 +600,7 @@ def main() -> None:
         report(protocol, records)
         return
     todo = [(c, extra) for c, extra in todo if args.rerun or c not in done]
-    threads = 1 if args.jobs > 1 else None
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {}
-        for cell, extra in todo:
-            futures[pool.submit(run_cell, protocol, cell, extra, Path(args.runs_dir), args.rerun, True,
-                                threads)] = cell
-        for future in as_completed(futures):
-            cell = futures[future]
-            try:
-                record = future.result()
-            except RuntimeError as err:  # one failed cell is reported; the others still run and are kept
-                print(f"[{time.strftime('%H:%M:%S')}] {err}", flush=True)
-                continue
-            # Records are read back before each save so that two sweeps of one protocol never drop each other's.
-            records = [r for r in load_records(path) if r["cell"] != cell] + [record]
-            save_records(path, protocol, records)
-            print(f"[{time.strftime('%H:%M:%S')}] {protocol.name} {cell}: top-1 {record['top1']:.1f}  "
-                  f"balanced {record['balanced_accuracy']:.1f}  tail {record['tail_accuracy']:.1f}  "
-                  f"({record['wall_seconds']:.0f} s)", flush=True)
+    run_cells(protocol, todo, path, Path(args.runs_dir), args.jobs, args.rerun)
     report(protocol, load_records(path))
 
 

@@ -1,0 +1,180 @@
+"""SeMi+ (ours): choose a combination of the SeMi+ options on validation accuracy only, then confirm it on held-out
+seeds, on the MNIST-LT protocol (`accuracy.py --protocol mnist`, optionally at a `--budget`).
+
+    python benchmarks/semi_plus.py select --jobs 2    # every candidate, consistent / reversed / uniform, seeds 0-4
+    python benchmarks/semi_plus.py choose             # the rule below, from the validation split only
+    python benchmarks/semi_plus.py confirm --jobs 2   # the choice on seeds 5-9, and on four more bases (seeds 5-7)
+    python benchmarks/semi_plus.py report             # Markdown tables of both stages
+
+The candidates are SeMi (dual-head base + all its parts at 0.7) with the SeMi+ options alone and combined:
+OHEML weights rescaled to mean 1 over the accepted images (`semi.oheml_normalize`), the prototype blend gated
+by the prototypes' measured accuracy on the labeled batches (`semi.prototype_gate=labeled`), FlexMatch's
+class-adaptive thresholds on SeMi's 0.7 (`+flex`).
+
+The rule (written before any candidate ran): the candidate with the highest mean final EMA validation top-1 over
+the three settings and seeds 0-4, i.e. the largest mean paired validation difference against the dual-head base;
+ties go to the candidate with fewer options. The test set plays no part in the choice. The choice is confirmed on
+seeds 5-9, which no stage before it ran: against its base and SeMi on the three settings (test top-1, paired
+differences with 95% t-intervals), and attached to FixMatch, ACR, SimPro and ABC (seeds 5-7).
+
+Records: results/semiplus-select[-<budget>].json, results/semiplus-choice[-<budget>].json,
+results/semiplus-confirm[-<budget>].json; runs under benchmarks/runs/<protocol>-semiplus/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import accuracy  # noqa: E402
+
+SETTINGS = ("consistent", "reversed", "uniform")
+SELECT_SEEDS = range(0, 5)
+CONFIRM_SEEDS = range(5, 10)
+OTHER_BASE_SEEDS = range(5, 8)
+OTHER_BASES = ("fixmatch", "acr", "simpro", "abc")
+
+OPTIONS = {"normalize": ["semi.oheml_normalize=true"], "gate": ["semi.prototype_gate=labeled"], "flex": []}
+"""Each SeMi+ option's overrides (`flex` is a component: it changes the algorithm name instead)."""
+CANDIDATES = ("dualhead", "semi", "semi+normalize", "semi+gate", "semi+flex", "semi+normalize+gate",
+              "semi+normalize+flex", "semi+gate+flex", "semi+normalize+gate+flex")
+"""The base, SeMi, and SeMi with every non-empty combination of the options."""
+
+
+def options_of(candidate: str) -> list[str]:
+    return [] if candidate == "dualhead" else candidate.split("+")[1:]
+
+
+def overrides(candidate: str, base: str = "dualhead") -> list[str]:
+    """The cell overrides of a candidate attached to `base` (the dual-head base: SeMi as its authors built it)."""
+    if candidate == "dualhead":
+        return accuracy.method_overrides(base)
+    opts = options_of(candidate)
+    name = f"{base}+semi" + ("+flex" if "flex" in opts else "")
+    base_extra = [o for o in accuracy.method_overrides(base) if not o.startswith("algorithm.name=")]
+    return [f"algorithm.name={name}", *base_extra, *(o for opt in opts for o in OPTIONS[opt])]
+
+
+def protocol(budget: int | None) -> accuracy.Protocol:
+    p = accuracy.with_budget(accuracy.PROTOCOLS["mnist"], budget)
+    return dataclasses.replace(p, name=f"{p.name}-semiplus")
+
+
+def result_path(stage: str, budget: int | None) -> Path:
+    return accuracy.ROOT / "results" / f"semiplus-{stage}{f'-{budget}' if budget else ''}.json"
+
+
+def select_cells() -> list[tuple[str, list[str]]]:
+    return [(f"{s}/{c}/{seed}", overrides(c)) for seed in SELECT_SEEDS for s in SETTINGS for c in CANDIDATES]
+
+
+def validation_means(records: list[dict]) -> dict[str, dict]:
+    """Per candidate: mean validation top-1 per setting and overall, and the paired validation difference against
+    the base per setting, over the seeds both have."""
+    from semi.evaluation.metrics import paired_difference
+
+    out = {}
+    for c in CANDIDATES:
+        per_setting = {s: [r["val_top1"] for r in records if r["method"] == c and r["setting"] == s]
+                       for s in SETTINGS}
+        if not all(per_setting.values()):
+            continue
+        diffs = {s: paired_difference(accuracy._by_seed(records, s, c, lambda r: r["val_top1"]),
+                                      accuracy._by_seed(records, s, "dualhead", lambda r: r["val_top1"]))
+                 for s in SETTINGS}
+        out[c] = {"val_top1": {s: statistics.mean(v) for s, v in per_setting.items()},
+                  "val_top1_mean": statistics.mean(statistics.mean(v) for v in per_setting.values()),
+                  "seeds": {s: len(v) for s, v in per_setting.items()},
+                  "val_minus_base": {s: d for s, d in diffs.items()}}
+    return out
+
+
+def choose(records: list[dict]) -> dict:
+    """The rule of the module docstring, applied to complete candidates only (every setting, every seed)."""
+    means = validation_means(records)
+    complete = {c: m for c, m in means.items() if all(n == len(SELECT_SEEDS) for n in m["seeds"].values())}
+    if len(complete) < len(CANDIDATES):
+        missing = sorted(set(CANDIDATES) - set(complete))
+        raise SystemExit(f"selection incomplete: {', '.join(missing)} lack seeds; run `select` first")
+    best = max(complete, key=lambda c: (round(complete[c]["val_top1_mean"], 6), -len(options_of(c))))
+    return {"choice": best, "options": options_of(best), "overrides": overrides(best),
+            "rule": "highest mean final EMA validation top-1 over consistent/reversed/uniform and seeds 0-4; ties "
+                    "to fewer options", "candidates": complete}
+
+
+def confirm_cells(choice: dict) -> list[tuple[str, list[str]]]:
+    name = choice["choice"]
+    cells = [(f"{s}/{c}/{seed}", overrides(c)) for seed in CONFIRM_SEEDS for s in SETTINGS
+             for c in dict.fromkeys(("dualhead", "semi", name))]
+    for base in OTHER_BASES:
+        for c in ("dualhead", name):  # the base alone, then with the chosen SeMi+
+            label = base if c == "dualhead" else f"{base}+{name}"
+            cells += [(f"{s}/{label}/{seed}", overrides(c, base)) for seed in OTHER_BASE_SEEDS for s in SETTINGS]
+    return cells
+
+
+def report_markdown(select: list[dict], choice: dict | None, confirm: list[dict]) -> str:
+    from semi.evaluation.metrics import paired_difference
+
+    lines = []
+    means = validation_means(select)
+    if means:
+        lines += ["Selection (validation split only; seeds 0-4): mean final EMA validation top-1, and the paired "
+                  "difference against the dual-head base", "",
+                  "| candidate | " + " | ".join(f"{s}: val / - base" for s in SETTINGS) + " | mean val |",
+                  "|---|" + "---:|" * (len(SETTINGS) + 1)]
+        for c, m in sorted(means.items(), key=lambda kv: -kv[1]["val_top1_mean"]):
+            cols = [f"{m['val_top1'][s]:.1f} / {accuracy._interval(m['val_minus_base'][s])}" for s in SETTINGS]
+            lines.append(f"| {c} | " + " | ".join(cols) + f" | {m['val_top1_mean']:.2f} |")
+        lines.append("")
+    if choice:
+        lines += [f"Chosen: **{choice['choice']}** ({choice['rule']}).", ""]
+    if confirm and choice:
+        name = choice["choice"]
+        pairs = [(name, "dualhead"), (name, "semi"), ("semi", "dualhead"),
+                 *((f"{b}+{name}", b) for b in OTHER_BASES)]
+        lines += ["Confirmation on held-out seeds (test top-1; a - b paired over seeds, mean [95% t-interval]):", "",
+                  "| a - b | " + " | ".join(SETTINGS) + " |", "|---|" + "---:|" * len(SETTINGS)]
+        for a, b in pairs:
+            cols = [accuracy._interval(paired_difference(accuracy._by_seed(confirm, s, a),
+                                                         accuracy._by_seed(confirm, s, b))) for s in SETTINGS]
+            lines.append(f"| {a} - {b} | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=("select", "choose", "confirm", "report", "list"))
+    p.add_argument("--budget", type=int, default=None, help="as accuracy.py --budget (default: the 2,000 steps)")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--runs-dir", default=str(accuracy.ROOT / "runs"))
+    args = p.parse_args(argv)
+    proto = protocol(args.budget)
+    paths = {stage: result_path(stage, args.budget) for stage in ("select", "choice", "confirm")}
+    select = accuracy.load_records(paths["select"])
+    choice = json.loads(paths["choice"].read_text()) if paths["choice"].exists() else None
+    if args.stage == "choose":
+        choice = choose(select)
+        paths["choice"].write_text(json.dumps(choice, indent=1) + "\n")
+    elif args.stage in ("select", "confirm", "list"):
+        if args.stage == "confirm" and choice is None:
+            raise SystemExit("no choice yet: run `choose` after `select`")
+        stage = "select" if args.stage in ("select", "list") else "confirm"
+        todo = select_cells() if stage == "select" else confirm_cells(choice)
+        done = {r["cell"] for r in accuracy.load_records(paths[stage])}
+        if args.stage == "list":
+            for cell, _ in todo:
+                print(("done  " if cell in done else "todo  ") + cell)
+            return
+        accuracy.run_cells(proto, [t for t in todo if t[0] not in done], paths[stage], Path(args.runs_dir),
+                           args.jobs)
+    print(report_markdown(accuracy.load_records(paths["select"]), choice, accuracy.load_records(paths["confirm"])))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""benchmarks/semi_plus.py: the candidates' overrides, the cells of both stages (selection on seeds 0-4 only, the
+confirmation on seeds 5-9), and the choice rule on hand-made validation records (the test set never read)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import semi_plus  # noqa: E402
+
+
+def test_candidate_overrides():
+    assert semi_plus.overrides("dualhead") == ["algorithm.name=dualhead"]
+    assert semi_plus.overrides("semi") == ["algorithm.name=dualhead+semi"]
+    assert semi_plus.overrides("semi+normalize+flex") == ["algorithm.name=dualhead+semi+flex",
+                                                          "semi.oheml_normalize=true"]
+    assert semi_plus.overrides("semi+gate", "simpro") == ["algorithm.name=simpro+semi",
+                                                         "simpro.labeled_loss_scale=none",
+                                                         "semi.prototype_gate=labeled"]
+
+
+def test_selection_runs_seeds_0_to_4_and_confirmation_5_to_9():
+    sel = semi_plus.select_cells()
+    assert len(sel) == 9 * 3 * 5 and {int(c.split("/")[2]) for c, _ in sel} == {0, 1, 2, 3, 4}
+    conf = semi_plus.confirm_cells({"choice": "semi+gate"})
+    seeds = {int(c.split("/")[2]) for c, _ in conf}
+    assert seeds == {5, 6, 7, 8, 9}
+    assert len(conf) == 3 * 3 * 5 + 4 * 2 * 3 * 3
+    assert "reversed/abc+semi+gate/7" in {c for c, _ in conf}
+
+
+def _record(method, setting, seed, val, test=0.0):
+    return {"method": method, "setting": setting, "seed": seed, "val_top1": val, "top1": test,
+            "cell": f"{setting}/{method}/{seed}"}
+
+
+def test_the_choice_reads_validation_only_and_ties_go_to_fewer_options():
+    records = []
+    for i, c in enumerate(semi_plus.CANDIDATES):
+        val = {"semi+gate": 90.0, "semi+gate+flex": 90.0}.get(c, 80.0 + i / 10)
+        test = 99.0 if c == "semi+flex" else 50.0  # the best test accuracy must not matter
+        records += [_record(c, s, seed, val, test) for s in semi_plus.SETTINGS for seed in range(5)]
+    choice = semi_plus.choose(records)
+    assert choice["choice"] == "semi+gate" and choice["options"] == ["gate"]
+    assert choice["candidates"]["semi+gate"]["val_minus_base"]["reversed"]["mean"] == pytest.approx(10.0)
+    with pytest.raises(SystemExit, match="incomplete"):
+        semi_plus.choose([r for r in records if not (r["method"] == "semi" and r["seed"] == 4)])
