@@ -128,6 +128,15 @@ class Tiny(nn.Module):
         return self.net(x)
 
 
+class Threshold07(Component):
+    """A component that sets every mask's threshold, as SeMi does."""
+
+    threshold = 0.7
+
+    def mask_threshold(self, base, info):
+        return 0.7
+
+
 class FixedWeights(Component):
     """A component that weights the unlabeled images (as OHEML, or a mask would)."""
 
@@ -139,7 +148,7 @@ class FixedWeights(Component):
         return self.w
 
 
-def usb_reference(model, batch, alg, info, weights):
+def usb_reference(model, batch, alg, info, weights, threshold=None):
     """USB's ReMixMatch train_step (semilearn/algorithms/remixmatch/remixmatch.py) with separate passes, our view
     order in MixUp ([x_l, u_w, u_s1, u_s2]), the same lambda, permutation and rotations, and the components'
     weights carried through MixUp as our module documents."""
@@ -152,6 +161,8 @@ def usb_reference(model, batch, alg, info, weights):
         q = q / q.sum(1, keepdim=True)
         q = q ** (1 / r.sharpen_temperature)
         q = q / q.sum(1, keepdim=True)
+    if threshold is not None:  # a component's mask, judged on the guess it trains toward
+        weights = weights * (q.max(1).values >= threshold).float()
     gen = alg.step_generator(info, torch.device("cpu"))
     perm = torch.randperm(b + 3 * n, generator=gen)
     turns = torch.randint(0, 4, (n,), generator=gen)
@@ -174,8 +185,8 @@ def usb_reference(model, batch, alg, info, weights):
             "rot": r.rotation_weight * rot}
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-def test_a_step_matches_usb_remixmatch_with_separate_passes(weighted):
+@pytest.mark.parametrize("weighted, thresholded", [(False, False), (True, False), (True, True)])
+def test_a_step_matches_usb_remixmatch_with_separate_passes(weighted, thresholded):
     torch.manual_seed(0)
     model = DualHeadClassifier(Tiny(), 6, C, rotation_head=True)
     b, n = 4, 6
@@ -186,15 +197,16 @@ def test_a_step_matches_usb_remixmatch_with_separate_passes(weighted):
     weights = torch.tensor([1.0, 0.0, 0.5, 1.0, 0.0, 1.0]) if weighted else torch.ones(n)
     cfg = Config()
     cfg.algorithm.name, cfg.train.seed = "remixmatch", 11
-    alg = ReMixMatch(cfg, C, PRIOR, [FixedWeights(weights)] if weighted else [])
+    comps = ([FixedWeights(weights)] if weighted else []) + ([Threshold07()] if thresholded else [])
+    alg = ReMixMatch(cfg, C, PRIOR, comps)
     info = StepInfo(step=5, epoch=0, total_steps=640, total_epochs=1)  # the ramp at 1/2
     result = alg.training_step(model, batch, info)
-    want = usb_reference(model, batch, alg, info, weights)
+    want = usb_reference(model, batch, alg, info, weights, 0.7 if thresholded else None)
     assert set(result.losses) == set(want)
     for key in want:
         assert torch.allclose(result.losses[key], want[key], rtol=1e-5, atol=1e-6), key
     assert torch.allclose(result.loss, sum(want.values()), rtol=1e-5)
-    assert result.logs["mask_rate"] == 1.0  # ReMixMatch alone masks nothing
+    assert (result.logs["mask_rate"] == 1.0) == (not thresholded)  # ReMixMatch alone masks nothing
     result.loss.backward()
     assert model.rotation.weight.grad.abs().sum() > 0 and model.g2.weight.grad is None
 
@@ -229,3 +241,61 @@ def test_without_the_rotation_loss_the_model_has_no_rotation_head(tiny_config):
     result = trainer.fit()
     assert trainer.model.rotation is None and int(trainer.algorithm.guess_count) == 0
     assert result["metrics"]["top1"] >= 0
+
+
+class WithNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(18, 6), nn.Tanh())
+        self.embed_dim = 6
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_only_the_pass_with_gradient_moves_batch_norm_running_statistics():
+    """The weak view's pass keeps the running statistics (USB's freeze_bn); the one pass with gradient, over the
+    mixed rows, the first strong view and its rotation, moves them once."""
+    torch.manual_seed(0)
+    model = DualHeadClassifier(WithNorm(), 6, C, rotation_head=True)
+    twin = DualHeadClassifier(WithNorm(), 6, C, rotation_head=True)
+    twin.load_state_dict(model.state_dict())
+    b, n = 4, 6
+    g = torch.Generator().manual_seed(5)
+    batch = {k: torch.randn(rows, 1, 3, 3, generator=g) for k, rows in
+             (("x_l", b), ("u_w", n), ("u_s1", n), ("u_s2", n))}
+    batch.update(y_l=torch.tensor([0, 1, 2, 3]), u_y=torch.full((n,), -1))
+    cfg = Config()
+    cfg.algorithm.name = "remixmatch"
+    alg = ReMixMatch(cfg, C, PRIOR, [])
+    info = StepInfo(step=2, epoch=0, total_steps=64, total_epochs=1)
+    alg.training_step(model, batch, info)
+    gen = alg.step_generator(info, torch.device("cpu"))
+    perm = torch.randperm(b + 3 * n, generator=gen)
+    turns = torch.randint(0, 4, (n,), generator=gen)
+    lam = alg.mixup_lambda(info)
+    x = torch.cat([batch[k] for k in ("x_l", "u_w", "u_s1", "u_s2")])
+    twin(torch.cat([lam * x + (1 - lam) * x[perm], batch["u_s1"], rotate_quarter_turns(batch["u_s1"], turns)]))
+    norm, twin_norm = model.backbone.net[1], twin.backbone.net[1]
+    assert int(norm.num_batches_tracked) == 1
+    assert torch.allclose(norm.running_mean, twin_norm.running_mean, atol=1e-6)
+    assert torch.allclose(norm.running_var, twin_norm.running_var, atol=1e-6)
+
+
+def test_a_remixmatch_checkpoint_predicts_and_exports(tiny_config, tmp_path):
+    import numpy as np
+
+    from semi.api import export, predict
+    from semi.engine.trainer import Trainer
+
+    cfg = tiny_config(**{"algorithm.name": "remixmatch"})
+    Trainer(cfg).fit()
+    checkpoint = tmp_path / "run" / "checkpoints" / "latest.pt"
+    images = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 1), dtype=np.uint8)  # the run's image size
+    preds = predict(checkpoint, images)
+    assert preds.probabilities.shape == (5, 10)
+    export(checkpoint, tmp_path / "model.pt2")
+    module = torch.export.load(str(tmp_path / "model.pt2")).module()
+    with torch.no_grad():
+        probs = module(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(probs, preds.probabilities, rtol=0, atol=1e-5)

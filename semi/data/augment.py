@@ -35,10 +35,21 @@ def _check(x: Tensor) -> None:
         raise ValueError(f"expected uint8 images (N, C, H, W) with C in (1, 3), got {x.dtype} {tuple(x.shape)}")
 
 
+def _to(t: Tensor, device: torch.device, dtype: torch.dtype | None = None) -> Tensor:
+    """A parameter drawn on the CPU, on the images' device. To CUDA it goes through pinned memory with a
+    non-blocking copy: a copy from pageable memory may wait for the stream, i.e. for the previous step's work,
+    which would stall augmenting on the GPU (`data.augment_on=device`). On the CPU only the dtype changes."""
+    if dtype is not None:
+        t = t.to(dtype)
+    if torch.device(device).type != "cuda":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def _per_image(p: Tensor | float | int, n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     """A per-image parameter as an (n,) tensor on the images' device (scalars broadcast)."""
     p = torch.as_tensor(p, dtype=dtype)
-    return p.expand(n).to(device) if p.dim() == 0 else p.to(device=device, dtype=dtype)
+    return _to(p.expand(n), device) if p.dim() == 0 else _to(p, device, dtype)
 
 
 def _gather_pixels(x: Tensor, rows: Tensor, cols: Tensor, valid: Tensor | None = None, fill: int = 0) -> Tensor:
@@ -63,7 +74,7 @@ def _apply_lut(x: Tensor, lut: Tensor) -> Tensor:
 
 def _blend(degenerate: Tensor, x: Tensor, factor: Tensor) -> Tensor:
     """PIL's Image.blend(degenerate, x, factor) for 0 <= factor <= 1: float32 interpolation, truncated."""
-    f = factor.to(device=x.device, dtype=torch.float32).view(-1, 1, 1, 1)
+    f = _to(factor, x.device, torch.float32).view(-1, 1, 1, 1)
     d = degenerate.float()
     return (d + f * (x.float() - d)).clamp_(0, 255).to(torch.uint8)
 
@@ -93,9 +104,9 @@ def flip_crop(x: Tensor, flip: Tensor, dy: Tensor, dx: Tensor, pad: int) -> Tens
     _check(x)
     n, _, h, w = x.shape
     dev = x.device
-    rows = _reflect(dy.to(dev).long()[:, None] - pad + torch.arange(h, device=dev), h)  # (N, H)
-    cols = _reflect(dx.to(dev).long()[:, None] - pad + torch.arange(w, device=dev), w)  # (N, W)
-    cols = torch.where(flip.to(dev).bool()[:, None], w - 1 - cols, cols)  # padding a flipped image = flipped index
+    rows = _reflect(_to(dy, dev).long()[:, None] - pad + torch.arange(h, device=dev), h)  # (N, H)
+    cols = _reflect(_to(dx, dev).long()[:, None] - pad + torch.arange(w, device=dev), w)  # (N, W)
+    cols = torch.where(_to(flip, dev).bool()[:, None], w - 1 - cols, cols)  # padding a flipped image = flipped index
     return _gather_pixels(x, rows[:, :, None].expand(n, h, w), cols[:, None, :].expand(n, h, w))
 
 
@@ -218,7 +229,7 @@ def affine(x: Tensor, matrix: Tensor, fill: int = AFFINE_FILL) -> Tensor:
     """
     _check(x)
     n, _, h, w = x.shape
-    m = matrix.to(device=x.device, dtype=torch.float64)
+    m = _to(matrix, x.device, torch.float64)
     ys = torch.arange(h, device=x.device, dtype=torch.float64).view(1, h, 1) + 0.5
     xs = torch.arange(w, device=x.device, dtype=torch.float64).view(1, 1, w) + 0.5
     u = m[:, 0, 0, None, None] * xs + m[:, 0, 1, None, None] * ys + m[:, 0, 2, None, None]
@@ -288,8 +299,8 @@ def cutout(x: Tensor, cy: Tensor, cx: Tensor, size: int, fill: int = CUTOUT_FILL
     """Fill a size x size square at centres (cy, cx) (top-left = centre - size // 2), clipped at the borders."""
     _check(x)
     n, _, h, w = x.shape
-    y0 = cy.to(x.device).long().view(n, 1, 1) - size // 2
-    x0 = cx.to(x.device).long().view(n, 1, 1) - size // 2
+    y0 = _to(cy, x.device).long().view(n, 1, 1) - size // 2
+    x0 = _to(cx, x.device).long().view(n, 1, 1) - size // 2
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     inside = (ys >= y0) & (ys < y0 + size) & (xs >= x0) & (xs < x0 + size)
@@ -385,14 +396,14 @@ def rand_augment_mc(x: Tensor, gen: torch.Generator, n_ops: int = 2, m: int = PA
                     if mine.any():
                         param = op_parameter(name, v[sel][mine], sign[sel][mine], h, w)
                         mats[mine] = op_matrix(name, param, h, w)
-            idx = sel.to(x.device)
+            idx = _to(sel, x.device)
             out[idx] = affine(out[idx], mats)
         for k, name in enumerate(OPS):
             if name in GEOMETRIC or name == "identity" or (name == "color" and c == 1):
                 continue
             sel = (on & (op == k)).nonzero().squeeze(1)
             if len(sel):
-                idx = sel.to(x.device)
+                idx = _to(sel, x.device)
                 out[idx] = _POINT[name](out[idx], op_parameter(name, v[sel], sign[sel], h, w))
     return out
 

@@ -43,10 +43,11 @@ class CpeConfig:
     on the argmax of the mean of the experts' softmaxes, masked by its confidence (ours, an option)."""
     expert_threshold: Literal["step", "base"] = "step"
     """The confidence threshold of experts 2 and 3's masks: step = the step's threshold, which attached components
-    may lower (SeMi's 0.7 then reaches every expert); base = always algorithm.threshold (0.95). The uniform and
-    reversed experts' softmaxes lean toward the tail by their logit adjustment, so at 0.7 they accept head images
-    labeled as tail classes (BENCHMARKS.md, section 12: cpe+semi under the authors' recipe); base keeps SeMi's
-    threshold for expert 1 only."""
+    may lower (SeMi's 0.7 then reaches every expert); base = always algorithm.threshold. The uniform and reversed
+    experts' softmaxes lean toward the tail by their logit adjustment, so at 0.7 they accept head images labeled as
+    tail classes (BENCHMARKS.md, section 12: cpe+semi under the authors' recipe); base keeps a component's
+    threshold for expert 1 only. With cpe.pseudo_labels=ensemble all three judge the ensemble's confidence, experts
+    2 and 3 then at algorithm.threshold."""
 
 
 BRANCHES = 3

@@ -1,7 +1,8 @@
 """ReMixMatch (Berthelot et al., "ReMixMatch: Semi-Supervised Learning with Distribution Alignment and Augmentation
-Anchoring", ICLR 2020), written from its authors' released code (google-research/remixmatch: remixmatch_no_cta.py)
-and compared with the PyTorch ports the class-imbalanced papers ran (USB's remixmatch.py, DASO's
-lib/algorithm/remixmatch.py, DARP's and ABC's training code).
+Anchoring", ICLR 2020), written from its authors' released code (google-research/remixmatch: the model of
+remixmatch_no_cta.py as cta/cta_remixmatch.py runs it, which the paper's scripts use: the guess from the first,
+weak view; strong views of the labeled and unlabeled images) and compared with the PyTorch ports the
+class-imbalanced papers ran (USB's remixmatch.py, DASO's lib/algorithm/remixmatch.py, DARP's and ABC's code).
 
 One step:
 1. The guess: the weak view's softmax p (no gradient), aligned to the labeled class distribution,
@@ -18,7 +19,9 @@ Where we depart from the authors' code, and why:
 - Two strong views (K = 2), as USB's and DASO's ports; the paper's runs use K = 8, our loader makes two.
 - One lambda per step and a random rotation per image, as every PyTorch port; the authors draw lambda per image
   and turn fixed quarters of the batch.
-- The labeled images get the weak view (USB, DASO); the authors, DARP and ABC augment them strongly.
+- The labeled images get the weak view (USB, DASO); the authors' CTA script, DARP and ABC augment them strongly,
+  and our strong views are RandAugment, not CTAugment. Not reproduced either: remixmatch_no_cta.py's own defaults
+  (weak views only, and each view's guess taken from the next view, its `redux='swap'`).
 - p_model averages the last 128 batch guesses including this one (DASO's, DARP's and ABC's queue); the authors'
   buffer starts uniform and takes the batch after the step; USB keeps an EMA instead.
 - Forward passes: the weak view alone, without gradient and leaving BatchNorm's running statistics untouched (as
@@ -28,10 +31,11 @@ Where we depart from the authors' code, and why:
 
 With components attached (`remixmatch+semi`, ours): they see the step as on any base. Their views come from a
 second pass without gradient over the labeled and strong views (for `refine`: SeMi's prototypes query the strong
-view's embedding before the guess is mixed in) and from the pass with gradient (the second strong view joins it,
-for SeMi's feature consistency and bank). Their mask and per-image weights w weight the pre-MixUp loss, and each
-mixed row carries the mix of its two sources' weights (labeled rows weigh 1): lambda * w_i + (1 - lambda) * w_j.
-Alone, ReMixMatch masks nothing (its threshold is 0), so every weight is 1 and the step is ReMixMatch's.
+view's embedding before the guess is mixed in; a forward pass more than ReMixMatch alone) and from the pass with
+gradient (the second strong view joins it, for SeMi's feature consistency and bank). Their mask and per-image
+weights w weight the pre-MixUp loss, and each mixed row carries the mix of its two sources' weights (labeled rows
+weigh 1): lambda * w_i + (1 - lambda) * w_j. Alone, ReMixMatch masks nothing (its threshold is 0), so every weight
+is 1 and the step is ReMixMatch's.
 """
 
 from __future__ import annotations
@@ -193,7 +197,10 @@ class ReMixMatch(SemiSupervisedAlgorithm):
             parts.append(u_s2)
         rows = {"mix_l": b, "mix_u": 3 * n, "s1": n, **({"rot": n} if turns is not None else {}),
                 **({"s2": n} if self.components else {})}
-        out = split_rows(model(torch.cat(parts)), rows)
+        x = torch.cat(parts)
+        if self.cfg.train.channels_last and x.dim() == 4:  # the rotated rows would leave the batch contiguous
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = split_rows(model(x), rows)
         warm = ramp(info.step, info.total_steps, r.warmup_fraction)
         losses = {
             "sup": (soft_ce(out["mix_l"].logits, mixed_y[:b]) * mixed_w[:b]).mean(),
