@@ -14,6 +14,7 @@ Algorithms are nn.Modules so that all their state (buffers) moves with `.to(devi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -471,18 +472,8 @@ class SemiSupervisedAlgorithm(Algorithm):
 
         losses = self.labeled_losses(lab, y_l)
         with torch.no_grad():
-            weak_targets = weak.map(Tensor.detach)
-            for comp in self.components:
-                weak_targets = comp.adjust_weak_logits(weak_targets, views, info, logs)
-            views.weak_targets = weak_targets
-            pl = self.batch_pseudo_labels(weak_targets, batch, info, logs)
-            for comp in self.components:
-                comp.refine(pl, views, info, logs)
-            weights = pl.mask_float()
-            for comp in self.components:
-                w = comp.sample_weights(pl, info, logs)
-                if w is not None:
-                    weights = weights * w
+            pl, weights = self.components_targets(
+                weak.map(Tensor.detach), views, lambda t: self.batch_pseudo_labels(t, batch, info, logs), info, logs)
         losses["unsup"] = self.cfg.algorithm.lambda_u * self.unlabeled_loss(views, pl, weights)
         losses.update(self.base_unlabeled_losses(views, pl, batch, info, logs))
         for comp in self.components:
@@ -495,6 +486,27 @@ class SemiSupervisedAlgorithm(Algorithm):
                 comp.observe(pl, views, batch, info, logs)
         loss = torch.stack(list(losses.values())).sum()
         return StepResult(loss, losses, logs)
+
+    def components_targets(self, weak: ModelOutput, views: Views | None,
+                           pseudo_labels: Callable[[ModelOutput], PseudoLabels], info: StepInfo,
+                           logs: dict[str, Tensor]) -> tuple[PseudoLabels, Tensor]:
+        """The step's targets with the components' hooks around the base's `pseudo_labels` (called with the
+        adjusted weak outputs): components adjust the detached weak outputs (recorded as `views.weak_targets`),
+        refine the pseudo-labels, then weight the samples. Returns (pseudo-labels, mask x sample weights [n]).
+        Call without gradient."""
+        for comp in self.components:
+            weak = comp.adjust_weak_logits(weak, views, info, logs)
+        if views is not None:
+            views.weak_targets = weak
+        pl = pseudo_labels(weak)
+        for comp in self.components:
+            comp.refine(pl, views, info, logs)
+        weights = pl.mask_float()
+        for comp in self.components:
+            w = comp.sample_weights(pl, info, logs)
+            if w is not None:
+                weights = weights * w
+        return pl, weights
 
     def before_forward(self, model: nn.Module, batch: dict[str, Tensor], info: StepInfo) -> None:
         """Base work at the start of a step, before the forward pass (DASO queues the labeled features here)."""

@@ -163,19 +163,7 @@ class ReMixMatch(SemiSupervisedAlgorithm):
                 if self.components else None
         with torch.no_grad():
             looking = None if looks is None else Views(looks["labeled"], weak, (looks["s1"], looks["s2"]))
-            weak_targets = weak
-            for comp in self.components:
-                weak_targets = comp.adjust_weak_logits(weak_targets, looking, info, logs)
-            if looking is not None:
-                looking.weak_targets = weak_targets
-            pl = self.guess(weak_targets, info)
-            for comp in self.components:
-                comp.refine(pl, looking, info, logs)
-            weights = pl.mask_float()
-            for comp in self.components:
-                w = comp.sample_weights(pl, info, logs)
-                if w is not None:
-                    weights = weights * w
+            pl, weights = self.components_targets(weak, looking, lambda t: self.guess(t, info), info, logs)
             gen = self.step_generator(info, u_w.device)
             targets = torch.cat([F.one_hot(y_l, self.num_classes).float(), pl.probs, pl.probs, pl.probs])
             row_weights = torch.cat([weights.new_ones(b), weights, weights, weights])
@@ -216,7 +204,7 @@ class ReMixMatch(SemiSupervisedAlgorithm):
         views = None
         if self.components:
             views = Views(looks["labeled"], weak, (out["s1"], out["s2"]))
-            views.weak_targets = weak_targets
+            views.weak_targets = looking.weak_targets
             for comp in self.components:
                 losses.update(comp.extra_losses(pl, views, info))
         with torch.no_grad():
