@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -298,6 +299,33 @@ def recipe_free(overrides: list[str], extra: list[str]) -> list[str]:
     return [o for o in overrides if o.split("=", 1)[0] not in keys]
 
 
+def rarest_class_trace(run_dir: Path) -> dict | None:
+    """How a run's rarest labeled class (fewest labeled images; ties: the last) fared at each evaluation, from the
+    run's results.json and metrics.jsonl: its test accuracy (runs logged before per-class accuracy was: None), the
+    pseudo-labels accepted for it since the previous evaluation and their precision, and its memory-bank row's
+    fill and capacity (methods without a bank: None). None without the files."""
+    results, metrics = run_dir / "results.json", run_dir / "metrics.jsonl"
+    if not (results.exists() and metrics.exists()):
+        return None
+    res = json.loads(results.read_text())
+    counts = res["labeled_counts"]
+    k = max(range(len(counts)), key=lambda c: (-counts[c], c))
+
+    def at(row: dict, key: str) -> float | None:
+        v = (row.get(key) or [None] * len(counts))[k]
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    # by step, the last line winning: a resumed run logs again the evaluations after its checkpoint
+    rows = {r["step"]: r for r in map(json.loads, metrics.read_text().splitlines()) if r.get("kind") == "eval"}
+    evaluations = [{"step": r["step"], "test_accuracy": at(r, "per_class_accuracy"),
+                    "accepted": at(r, "pseudo_label_counts"), "precision": at(r, "pseudo_label_precision"),
+                    "bank_fill": at(r, "bank_fill")} for r in sorted(rows.values(), key=lambda r: r["step"])]
+    has_bank = any(e["bank_fill"] is not None for e in evaluations)
+    return {"class": k, "labeled": counts[k],
+            "bank_size": res["config"].get("semi", {}).get("bank_size") if has_bank else None,
+            "evaluations": evaluations}
+
+
 def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fresh: bool = False,
              setting_override: bool = True, threads: int | None = None) -> dict:
     """Train one cell. A run folder left by an interrupted sweep is resumed (`--resume auto`); `fresh` deletes it
@@ -335,6 +363,7 @@ def run_cell(protocol: Protocol, cell: str, extra: list[str], runs_dir: Path, fr
         "budget": protocol.budget or results["steps"], "steps": results["steps"],
         "train_seconds": results["train_seconds"], "wall_seconds": wall,
         "overrides": args, "git_commit": results["environment"]["git_commit"],
+        "rarest_class": rarest_class_trace(out_dir),
     }
     return record
 

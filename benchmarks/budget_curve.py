@@ -11,7 +11,13 @@ Reads `results/accuracy-<protocol>.json` (the protocol's own 2,000 steps) and `r
   learn the rarest labeled class, with an exact (Clopper-Pearson) 95% binomial interval;
 - SeMi's diagnostics at the end of each run (the last evaluation window): prototype accuracy on accepted images,
   bank purity, OHEML's mean weight, hard-sample accuracy, mask rate and pseudo-label accuracy, as a table and a
-  figure against steps.
+  figure against steps;
+- how the rarest class is learned, from each record's `rarest_class` trace (its accepted pseudo-labels, their
+  precision and its bank row at every evaluation), runs that learn it against runs that do not, as a table and a
+  figure of its accepted pseudo-labels against steps.
+
+Records written before the trace existed get it from their run folders with `--backfill RUNS_DIR`
+(`RUNS_DIR/<record protocol>/<setting>_<method>_<seed>/`).
 """
 
 from __future__ import annotations
@@ -129,6 +135,106 @@ def markdown(by_budget: dict[int, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+TRACE_METHODS = ("dualhead", "acr", "semi")
+TAKE_OFF = 100
+"""A run's rarest class has taken off at the first evaluation from which every window accepts at least this many of
+its pseudo-labels (sustained: ACR's first window floods it with wrong ones, then drops)."""
+
+
+def first_step(trace: dict, test) -> int | None:
+    return next((e["step"] for e in trace["evaluations"] if test(e)), None)
+
+
+def sustained_from(trace: dict, test) -> int | None:
+    """The first evaluation step from which `test` holds at every later evaluation (None: not at the last)."""
+    step = None
+    for e in reversed(trace["evaluations"]):
+        if not test(e):
+            break
+        step = e["step"]
+    return step
+
+
+def trace_summary(trace: dict) -> dict:
+    """When the rarest class got its first accepted pseudo-label, filled its bank row, and took off (None: never);
+    what the last evaluation window accepted of it, and their precision."""
+    size = trace.get("bank_size")
+    last = trace["evaluations"][-1] if trace["evaluations"] else {}
+    return {"first": first_step(trace, lambda e: (e["accepted"] or 0) > 0),
+            "bank_full": None if size is None else first_step(trace, lambda e: (e["bank_fill"] or 0) >= size),
+            "take_off": sustained_from(trace, lambda e: (e["accepted"] or 0) >= TAKE_OFF),
+            "accepted": last.get("accepted"), "precision": last.get("precision")}
+
+
+def _median_step(steps: list[int | None]) -> str:
+    hit = [s for s in steps if s is not None]
+    if not hit:
+        return f"never (0/{len(steps)})"
+    return f"{statistics.median(hit):,.0f} ({len(hit)}/{len(steps)})"
+
+
+def rarest_markdown(by_budget: dict[int, list[dict]]) -> str:
+    """Per budget, setting and method, runs that learn the rarest class against runs that do not: median step of
+    its first accepted pseudo-label, of its bank row filling, of its take-off (k of n runs that got there), and the
+    last window's accepted count and precision (means)."""
+    lines = [f"How the rarest class is learned, from each run's trace (runs that learn it, > {LEARNED:.0f}% test "
+             "accuracy, against runs that do not; steps are medians over the runs that got there, k/n; take-off: the "
+             f"first evaluation from which every window accepts at least {TAKE_OFF} of its pseudo-labels; last window: mean "
+             "accepted, mean precision):", "",
+             "| steps | setting | method | learned | runs | first accepted | bank row full | take-off | last window |",
+             "|---:|---|---|---|---:|---:|---:|---:|---:|"]
+    for budget, recs in by_budget.items():
+        for setting in SETTINGS:
+            for method in TRACE_METHODS:
+                rs = [r for r in recs if r["setting"] == setting and r["method"] == method and r.get("rarest_class")]
+                for learned in (True, False):
+                    group = [r for r in rs if (r["per_class_accuracy"][r["rarest_class"]["class"]] > LEARNED)
+                             == learned]
+                    if not group:
+                        continue
+                    sums = [trace_summary(r["rarest_class"]) for r in group]
+                    acc = [x["accepted"] for x in sums if x["accepted"] is not None]
+                    prec = [x["precision"] for x in sums if x["precision"] is not None]
+                    banked = group[0]["rarest_class"].get("bank_size") is not None
+                    lines.append(
+                        f"| {budget:,} | {setting} | {method} | {'yes' if learned else 'no'} | {len(group)} | "
+                        f"{_median_step([x['first'] for x in sums])} | "
+                        f"{_median_step([x['bank_full'] for x in sums]) if banked else '-'} | "
+                        f"{_median_step([x['take_off'] for x in sums])} | "
+                        f"{statistics.mean(acc) if acc else 0:,.0f}"
+                        f"{f' at {100 * statistics.mean(prec):.0f}%' if prec else ''} |")
+    return "\n".join(lines)
+
+
+def backfill(runs_dir: Path, protocol: str) -> int:
+    """Add the `rarest_class` trace to records written before it existed, from their run folders
+    (`runs_dir/<record protocol>/<cell>` or `runs_dir/<cell>`, e.g. another benchmark's rerun of the same cell);
+    a folder counts only if its final test top-1 is the record's exactly (the same run, or a bit-identical rerun).
+    Returns how many records got one."""
+    from accuracy import rarest_class_trace
+
+    def same_run(folder: Path, record: dict) -> bool:
+        results = folder / "results.json"
+        return results.exists() and json.loads(results.read_text())["metrics"]["top1"] == record["top1"]
+
+    added = 0
+    for path in sorted((ROOT / "results").glob(f"accuracy-{protocol}*.json")):
+        data = json.loads(path.read_text())
+        changed = 0
+        for r in data["records"]:
+            if r.get("rarest_class") is not None:
+                continue
+            name = r["cell"].replace("/", "_")
+            folder = next((f for f in (runs_dir / r["protocol"] / name, runs_dir / name) if same_run(f, r)), None)
+            if folder is not None:
+                r["rarest_class"] = rarest_class_trace(folder)
+                changed += 1
+        if changed:
+            path.write_text(json.dumps(data, indent=1))
+            added += changed
+    return added
+
+
 def figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -193,15 +299,59 @@ def figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path]:
     path = ROOT / "results" / f"budget-{protocol}-diagnostics.png"
     fig.savefig(path)
     out.append(path)
-    return out
+    path = rarest_figure(by_budget, protocol)
+    return out + ([path] if path else [])
+
+
+def rarest_figure(by_budget: dict[int, list[dict]], protocol: str) -> Path | None:
+    """The rarest class's accepted pseudo-labels per evaluation window against steps, at the longest budget with
+    traces: one panel per setting, one line per run (solid: the run learns the class)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    traced = [b for b, recs in by_budget.items() if any(r.get("rarest_class") for r in recs)]
+    if not traced:
+        return None
+    budget = traced[-1]
+    colours = {"dualhead": "tab:blue", "acr": "tab:green", "semi": "tab:red"}
+    fig = Figure(figsize=(4.2 * len(SETTINGS), 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, setting in enumerate(SETTINGS):
+        ax = fig.add_subplot(1, len(SETTINGS), i + 1)
+        for r in by_budget[budget]:
+            trace = r.get("rarest_class")
+            if r["setting"] != setting or r["method"] not in colours or not trace:
+                continue
+            learned = r["per_class_accuracy"][trace["class"]] > LEARNED
+            ev = trace["evaluations"]
+            ax.plot([e["step"] for e in ev], [e["accepted"] or 0 for e in ev], color=colours[r["method"]],
+                    ls="-" if learned else ":", lw=1.4 if learned else 1.0, alpha=0.9)
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_title(f"{setting} ({budget:,} steps)")
+        ax.set_xlabel("training step")
+        if i == 0:
+            ax.set_ylabel("rarest class: pseudo-labels accepted per window")
+            for m, c in colours.items():
+                ax.plot([], [], color=c, label=m)
+            ax.plot([], [], color="0.3", ls="-", label="learns it")
+            ax.plot([], [], color="0.3", ls=":", label="does not")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = ROOT / "results" / f"budget-{protocol}-rarest.png"
+    fig.savefig(path)
+    return path
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--protocol", default="mnist", choices=("mnist", "fashion"))
+    p.add_argument("--backfill", type=Path, default=None, metavar="RUNS_DIR",
+                   help="first add the rarest-class trace to records without one, from their run folders")
     args = p.parse_args()
+    if args.backfill:
+        print(f"backfilled {backfill(args.backfill, args.protocol)} records from {args.backfill}")
     by_budget = load_budget_records(args.protocol)
-    text = markdown(by_budget)
+    text = markdown(by_budget) + "\n\n" + rarest_markdown(by_budget)
     path = ROOT / "results" / f"budget-{args.protocol}.md"
     path.write_text(text + "\n")
     print(text)

@@ -74,3 +74,81 @@ def test_budget_records_are_grouped_by_budget_and_rarest_class_outcomes_counted(
     assert "| reversed | semi | 1/1 [0.03, 1.00]; 10.0 classes | 1/1 [0.03, 1.00]; 10.0 classes |" in text
     assert "| reversed | dualhead | 0/1 [0.00, 0.97]; 9.0 classes | - |" in text
     assert "| reversed | OHEML mean weight | 0.30 | 0.30 |" in text
+
+
+def _write_run(folder: Path, top1: float, evals: list[dict], labeled=(150, 20, 1, 1), bank_size=128) -> Path:
+    """A run folder as the trainer leaves it: results.json and metrics.jsonl (a train line, evaluations, and the
+    evaluation at step 200 logged twice as a resumed run does, the later line winning)."""
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"metrics": {"top1": top1}, "labeled_counts": list(labeled),
+                                                      "config": {"semi": {"bank_size": bank_size}}}))
+    lines = [{"kind": "train", "step": 10, "loss": 1.0}]
+    lines += [{"kind": "eval", **e} for e in evals]
+    (folder / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return folder
+
+
+EVALS = [  # class 3 is the rarest (ties with class 2 go to the last); NaN precision: nothing accepted
+    {"step": 100, "per_class_accuracy": [99, 90, 5, 1], "pseudo_label_counts": [50, 9, 0, 0],
+     "pseudo_label_precision": [0.9, 0.8, float("nan"), float("nan")], "bank_fill": [128, 40, 0, 0]},
+    {"step": 200, "per_class_accuracy": [99, 90, 5, 2], "pseudo_label_counts": [50, 9, 0, 150],
+     "pseudo_label_precision": [0.9, 0.8, float("nan"), 0.1], "bank_fill": [128, 90, 0, 7]},
+    {"step": 200, "per_class_accuracy": [99, 90, 5, 3], "pseudo_label_counts": [50, 9, 0, 4],
+     "pseudo_label_precision": [0.9, 0.8, float("nan"), 0.5], "bank_fill": [128, 90, 0, 60]},
+    {"step": 300, "per_class_accuracy": [99, 90, 5, 40], "pseudo_label_counts": [50, 9, 1, 120],
+     "pseudo_label_precision": [0.9, 0.8, 1.0, 0.75], "bank_fill": [128, 128, 3, 128]},
+    {"step": 400, "per_class_accuracy": [99, 90, 5, 80], "pseudo_label_counts": [50, 9, 1, 300],
+     "pseudo_label_precision": [0.9, 0.8, 1.0, 0.9], "bank_fill": [128, 128, 3, 128]},
+]
+
+
+def test_rarest_class_trace_follows_the_class_with_fewest_labels_through_the_evaluations(tmp_path):
+    from accuracy import rarest_class_trace
+
+    trace = rarest_class_trace(_write_run(tmp_path / "run", 90.0, EVALS))
+    assert trace["class"] == 3 and trace["labeled"] == 1 and trace["bank_size"] == 128
+    assert trace["evaluations"] == [
+        {"step": 100, "test_accuracy": 1, "accepted": 0, "precision": None, "bank_fill": 0},
+        {"step": 200, "test_accuracy": 3, "accepted": 4, "precision": 0.5, "bank_fill": 60},
+        {"step": 300, "test_accuracy": 40, "accepted": 120, "precision": 0.75, "bank_fill": 128},
+        {"step": 400, "test_accuracy": 80, "accepted": 300, "precision": 0.9, "bank_fill": 128}]
+    # a method without a bank, an evaluation logged before per-class accuracy was: None, and no bank size
+    bare = [{k: v for k, v in e.items() if k not in ("bank_fill", "per_class_accuracy")} for e in EVALS]
+    trace = rarest_class_trace(_write_run(tmp_path / "bare", 90.0, bare))
+    assert trace["bank_size"] is None and trace["evaluations"][0]["test_accuracy"] is None
+    assert rarest_class_trace(tmp_path / "missing") is None
+
+
+def test_rarest_class_summary_first_bank_full_and_sustained_take_off(tmp_path):
+    from accuracy import rarest_class_trace
+    from budget_curve import trace_summary
+
+    trace = rarest_class_trace(_write_run(tmp_path / "run", 90.0, EVALS))
+    # first accepted at 200; bank row full (128) at 300; >= 100 accepted from 300 on (the resumed line's 150 at
+    # 200 was replaced by 4, so 200 does not count)
+    assert trace_summary(trace) == {"first": 200, "bank_full": 300, "take_off": 300, "accepted": 300,
+                                    "precision": 0.9}
+    flood = {**trace, "evaluations": [{**e, "accepted": a} for e, a in zip(trace["evaluations"], (900, 5, 120, 99))]}
+    assert trace_summary(flood)["take_off"] is None  # a first-window flood that drops is no take-off
+    assert trace_summary({**trace, "bank_size": None})["bank_full"] is None
+
+
+def test_backfill_takes_a_trace_only_from_the_records_own_run(tmp_path, monkeypatch):
+    import budget_curve
+
+    (tmp_path / "results").mkdir()
+    recs = [{"protocol": "mnist-6000", "cell": f"uniform/semi/{s}", "setting": "uniform", "method": "semi",
+             "seed": s, "top1": 90.0 + s, "budget": 6000, "per_class_accuracy": [99, 90, 5, 80]} for s in range(3)]
+    path = tmp_path / "results" / "accuracy-mnist-6000.json"
+    path.write_text(json.dumps({"records": recs}))
+    runs = tmp_path / "runs"
+    _write_run(runs / "mnist-6000" / "uniform_semi_0", 90.0, EVALS)  # the record's own folder
+    _write_run(runs / "uniform_semi_1", 91.0, EVALS)  # another benchmark's bit-identical rerun
+    _write_run(runs / "uniform_semi_2", 92.5, EVALS)  # a different run of the same cell: refused
+    monkeypatch.setattr(budget_curve, "ROOT", tmp_path)
+    assert budget_curve.backfill(runs, "mnist") == 2
+    got = json.loads(path.read_text())["records"]
+    assert [r.get("rarest_class") is not None for r in got] == [True, True, False]
+    text = budget_curve.rarest_markdown(budget_curve.load_budget_records("mnist"))
+    assert "| 6,000 | uniform | semi | yes | 2 | 200 (2/2) | 300 (2/2) | 300 (2/2) | 300 at 90% |" in text
+    assert budget_curve.backfill(runs, "mnist") == 0  # records that have a trace keep it

@@ -32,6 +32,11 @@ def test_each_algorithm_trains_and_writes_results(tiny_config, name):
     assert saved["environment"]["torch"] == torch.__version__
     assert saved["config"]["algorithm"]["name"] == name
     assert (cfg_dir / "config.yaml").exists() and (cfg_dir / "metrics.jsonl").exists()
+    evals = [json.loads(line) for line in (cfg_dir / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "eval"]
+    # every evaluation logs the per-class test accuracy (the last one is the final metrics')
+    assert [len(e["per_class_accuracy"]) for e in evals] == [10, 10]
+    assert evals[-1]["per_class_accuracy"] == m["per_class_accuracy"]
     if name not in ("supervised", "oracle"):
         pl = saved["pseudo_labels"]
         assert len(pl["pseudo_label_precision"]) == 10 and 0 <= saved["mask_rate"] <= 1

@@ -462,7 +462,9 @@ class Trainer:
         diag = self.algorithm.diagnostics()
         window = window_means(self._eval_window.sums(), self._eval_window.steps)  # e.g. mask rates, proto accuracy
         self._eval_window.reset()  # in place: the loop's StepTotals holds this object
-        record = {**self.history[-1], **({} if pl is None else pl), **diag, **window}
+        # per-class test accuracy at every evaluation: when a rare class is learned, not only whether
+        record = {**self.history[-1], "per_class_accuracy": ev["per_class_accuracy"], **({} if pl is None else pl),
+                  **diag, **window}
         record.update(self.algorithm.truth_diagnostics(self.data.unlabeled_true_counts().astype(np.float64)))
         logger.log("eval", self.step, record)
         self.last_eval = {**ev, "pseudo_labels": pl, "diagnostics": record}
