@@ -152,7 +152,11 @@ class Protocol:
     other_seeds: dict[str, int] = field(default_factory=lambda: {"uniform": 1})
     """Seeds of every method on the other settings it runs (uniform, middle, head_tail)."""
     ablation_seeds: int = 0
-    """Seeds of each ablation cell on consistent and reversed (0: no ablation)."""
+    """Seeds of each ablation cell on the ablation settings (0: no ablation)."""
+    ablations: tuple[str, ...] | None = None
+    """Which of ABLATIONS run (None: all)."""
+    ablation_settings: tuple[str, ...] | None = None
+    """Where the ablation runs (None: the paired settings)."""
     methods: tuple[str, ...] = METHODS
     paired_settings: tuple[str, ...] = ("consistent", "reversed")
     """Settings run seed by seed (a partial sweep holds complete paired rounds over them)."""
@@ -228,9 +232,10 @@ def cells(protocol: Protocol) -> list[tuple[str, list[str]]]:
     for setting, seeds in protocol.other_seeds.items():
         for seed in range(seeds):
             out += round_of(setting, seed, seeds)
+    variants = protocol.ablations if protocol.ablations is not None else tuple(ABLATIONS)
     for seed in range(protocol.ablation_seeds):
-        for setting in paired:
-            out += [(f"{setting}/{variant}/{seed}", extra) for variant, extra in ABLATIONS.items()]
+        for setting in protocol.ablation_settings or paired:
+            out += [(f"{setting}/{variant}/{seed}", ABLATIONS[variant]) for variant in variants]
     return out
 
 
@@ -244,7 +249,11 @@ with the budget instead of the evaluation cost)."""
 BUDGET_PLANS: dict[tuple[str, int], dict] = {
     # The budget curve (SeMi and training length): the same protocol, the cosine schedule stretched over the run.
     ("mnist", 6000): {"methods": ("dualhead", "semi", "acr", "fixmatch"), "seeds": 5,
-                      "paired_settings": ("consistent", "reversed", "uniform"), "other_seeds": {}},
+                      "paired_settings": ("consistent", "reversed", "uniform"), "other_seeds": {},
+                      # which of SeMi's parts its rarest-class take-offs need (the budget curve's traces): the
+                      # bank with its prototypes, or OHEML's weights, removed where the take-offs happened
+                      "ablation_seeds": 5, "ablations": ("semi-no_bank", "semi-no_oheml"),
+                      "ablation_settings": ("reversed", "uniform")},
     ("mnist", 20000): {"methods": ("dualhead", "semi", "acr", "fixmatch"), "seeds": 5,
                        "method_seeds": {"acr": 2, "fixmatch": 2},
                        "paired_settings": ("consistent", "reversed", "uniform"), "other_seeds": {}},
@@ -269,7 +278,8 @@ def with_budget(protocol: Protocol, budget: int | None) -> Protocol:
                                                   f"train.eval_every={budget // EVALUATIONS_PER_RUN}"],
                     seeds=plan.get("seeds", protocol.seeds),
                     other_seeds=plan.get("other_seeds", protocol.other_seeds),
-                    ablation_seeds=plan.get("ablation_seeds", 0),
+                    ablation_seeds=plan.get("ablation_seeds", 0), ablations=plan.get("ablations"),
+                    ablation_settings=plan.get("ablation_settings"),
                     methods=plan.get("methods", protocol.methods),
                     paired_settings=plan.get("paired_settings", protocol.paired_settings),
                     method_seeds=plan.get("method_seeds", {}), budget=budget)

@@ -34,8 +34,10 @@ sys.path.insert(0, str(ROOT))
 from accuracy import replace_marked  # noqa: E402
 
 SETTINGS = ("consistent", "reversed", "uniform")
-PAIRS = (("semi", "dualhead"), ("semi", "acr"), ("semi", "fixmatch"), ("acr", "dualhead"))
-METHODS = ("supervised", "fixmatch", "dualhead", "acr", "semi")
+PAIRS = (("semi", "dualhead"), ("semi", "acr"), ("semi", "fixmatch"), ("acr", "dualhead"),
+         ("semi-no_bank", "semi"), ("semi-no_oheml", "semi"))
+"""The first three are the difference figure's lines; the last two are the 6,000-step ablation's (a part removed)."""
+METHODS = ("supervised", "fixmatch", "dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml")
 LEARNED = 50.0
 """A class counts as learned when its test accuracy is above this (%)."""
 DIAGNOSTICS = (("window_proto_acc", "prototype acc. (accepted)", 100), ("bank_purity", "bank purity", 100),
@@ -135,7 +137,7 @@ def markdown(by_budget: dict[int, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-TRACE_METHODS = ("dualhead", "acr", "semi")
+TRACE_METHODS = ("dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml")
 TAKE_OFF = 100
 """A run's rarest class has taken off at the first evaluation from which every window accepts at least this many of
 its pseudo-labels (sustained: ACR's first window floods it with wrong ones, then drops)."""
@@ -179,8 +181,8 @@ def rarest_markdown(by_budget: dict[int, list[dict]]) -> str:
     last window's accepted count and precision (means)."""
     lines = [f"How the rarest class is learned, from each run's trace (runs that learn it, > {LEARNED:.0f}% test "
              "accuracy, against runs that do not; steps are medians over the runs that got there, k/n; take-off: the "
-             f"first evaluation from which every window accepts at least {TAKE_OFF} of its pseudo-labels; last window: mean "
-             "accepted, mean precision):", "",
+             f"first evaluation from which every window accepts at least {TAKE_OFF} of its pseudo-labels; last "
+             "window: mean accepted, mean precision):", "",
              "| steps | setting | method | learned | runs | first accepted | bank row full | take-off | last window |",
              "|---:|---|---|---|---:|---:|---:|---:|---:|"]
     for budget, recs in by_budget.items():
