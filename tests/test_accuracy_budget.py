@@ -157,3 +157,6 @@ def test_backfill_takes_a_trace_only_from_the_records_own_run(tmp_path, monkeypa
     text = budget_curve.rarest_markdown(budget_curve.load_budget_records("mnist"))
     assert "| 6,000 | uniform | semi | yes | 2 | 200 (2/2) | 300 (2/2) | 300 (2/2) | 300 at 90% |" in text
     assert budget_curve.backfill(runs, "mnist") == 0  # records that have a trace keep it
+    figure = budget_curve.rarest_figure(budget_curve.load_budget_records("mnist"), "mnist")
+    assert figure == tmp_path / "results" / "budget-mnist-rarest.png" and figure.stat().st_size > 0
+    assert budget_curve.rarest_figure({2000: recs}, "mnist") is None  # no traces: no figure
