@@ -144,6 +144,14 @@ def report_markdown(select: list[dict], choice: dict | None, confirm: list[dict]
             cols = [accuracy._interval(paired_difference(accuracy._by_seed(confirm, s, a),
                                                          accuracy._by_seed(confirm, s, b))) for s in SETTINGS]
             lines.append(f"| {a} - {b} | " + " | ".join(cols) + " |")
+        lines += ["", "Held-out runs that learn the rarest labeled class (test accuracy above 50%), k of n:", "",
+                  "| method | " + " | ".join(SETTINGS) + " |", "|---|" + "---:|" * len(SETTINGS)]
+        for m in dict.fromkeys(r["method"] for r in confirm):
+            cols = []
+            for s in SETTINGS:
+                rs = [r for r in confirm if r["method"] == m and r["setting"] == s]
+                cols.append(f"{sum(r['per_class_accuracy'][-1] > 50 for r in rs)}/{len(rs)}" if rs else "-")
+            lines.append(f"| {m} | " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
 
@@ -173,7 +181,13 @@ def main(argv: list[str] | None = None) -> None:
             return
         accuracy.run_cells(proto, [t for t in todo if t[0] not in done], paths[stage], Path(args.runs_dir),
                            args.jobs)
-    print(report_markdown(accuracy.load_records(paths["select"]), choice, accuracy.load_records(paths["confirm"])))
+    text = report_markdown(accuracy.load_records(paths["select"]), choice, accuracy.load_records(paths["confirm"]))
+    print(text)
+    if text:
+        name = f"semiplus{f'-{args.budget}' if args.budget else ''}"
+        (accuracy.ROOT / "results" / f"{name}.md").write_text(text + "\n")
+        if accuracy.replace_marked(accuracy.ROOT.parent / "BENCHMARKS.md", name, text):
+            print(f"updated BENCHMARKS.md: {name}")
 
 
 if __name__ == "__main__":

@@ -48,3 +48,17 @@ def test_the_choice_reads_validation_only_and_ties_go_to_fewer_options():
     assert choice["candidates"]["semi+gate"]["val_minus_base"]["reversed"]["mean"] == pytest.approx(10.0)
     with pytest.raises(SystemExit, match="incomplete"):
         semi_plus.choose([r for r in records if not (r["method"] == "semi" and r["seed"] == 4)])
+
+
+def test_confirmation_report_pairs_held_out_seeds_and_counts_rarest_class_learners():
+    choice = {"choice": "semi+gate", "rule": "r"}
+    confirm = []
+    for seed in range(5, 8):
+        for s in semi_plus.SETTINGS:
+            # the chosen SeMi+ is 2 points above the base on every seed and learns the rarest class on seeds 5-6
+            confirm.append({**_record("dualhead", s, seed, 0.0, 80.0 + seed), "per_class_accuracy": [90.0, 3.0]})
+            confirm.append({**_record("semi+gate", s, seed, 0.0, 82.0 + seed),
+                            "per_class_accuracy": [90.0, 99.0 if seed < 7 else 10.0]})
+    text = semi_plus.report_markdown([], choice, confirm)
+    assert "| semi+gate - dualhead | +2.0 [+2.0, +2.0] | +2.0 [+2.0, +2.0] | +2.0 [+2.0, +2.0] |" in text
+    assert "| semi+gate | 2/3 | 2/3 | 2/3 |" in text and "| dualhead | 0/3 | 0/3 | 0/3 |" in text
