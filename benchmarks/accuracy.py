@@ -234,7 +234,7 @@ def cells(protocol: Protocol) -> list[tuple[str, list[str]]]:
             out += round_of(setting, seed, seeds)
     variants = protocol.ablations if protocol.ablations is not None else tuple(ABLATIONS)
     for seed in range(protocol.ablation_seeds):
-        for setting in protocol.ablation_settings or paired:
+        for setting in protocol.ablation_settings if protocol.ablation_settings is not None else paired:
             out += [(f"{setting}/{variant}/{seed}", ABLATIONS[variant]) for variant in variants]
     return out
 
@@ -274,6 +274,9 @@ def with_budget(protocol: Protocol, budget: int | None) -> Protocol:
         raise SystemExit(f"--budget needs a protocol with {STEPS_PER_EPOCH} steps per epoch (mnist, fashion)")
     keep = [o for o in protocol.overrides if not o.startswith(("train.epochs=", "train.eval_every="))]
     plan = BUDGET_PLANS.get((protocol.name, budget), {})
+    unknown = set(plan.get("ablations") or ()) - set(ABLATIONS)
+    if unknown:
+        raise SystemExit(f"budget plan {protocol.name}/{budget}: unknown ablations {sorted(unknown)}")
     return Protocol(f"{protocol.name}-{budget}", [*keep, f"train.epochs={budget // STEPS_PER_EPOCH}",
                                                   f"train.eval_every={budget // EVALUATIONS_PER_RUN}"],
                     seeds=plan.get("seeds", protocol.seeds),
@@ -311,7 +314,7 @@ def recipe_free(overrides: list[str], extra: list[str]) -> list[str]:
 
 def rarest_class_trace(run_dir: Path) -> dict | None:
     """How a run's rarest labeled class (fewest labeled images; ties: the last) fared at each evaluation, from the
-    run's results.json and metrics.jsonl: its test accuracy (runs logged before per-class accuracy was: None), the
+    run's results.json and metrics.jsonl: its test accuracy (None in logs without `per_class_accuracy`), the
     pseudo-labels accepted for it since the previous evaluation and their precision, and its memory-bank row's
     fill and capacity (methods without a bank: None). None without the files."""
     results, metrics = run_dir / "results.json", run_dir / "metrics.jsonl"
@@ -325,8 +328,14 @@ def rarest_class_trace(run_dir: Path) -> dict | None:
         v = (row.get(key) or [None] * len(counts))[k]
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
-    # by step, the last line winning: a resumed run logs again the evaluations after its checkpoint
-    rows = {r["step"]: r for r in map(json.loads, metrics.read_text().splitlines()) if r.get("kind") == "eval"}
+    rows: dict[int, dict] = {}
+    for line in metrics.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a torn last line (a run killed mid-write and never resumed)
+            continue
+        if row.get("kind") == "eval":
+            rows[row["step"]] = row  # one per step (a resume trims the log to its checkpoint; the last would win)
     evaluations = [{"step": r["step"], "test_accuracy": at(r, "per_class_accuracy"),
                     "accepted": at(r, "pseudo_label_counts"), "precision": at(r, "pseudo_label_precision"),
                     "bank_fill": at(r, "bank_fill")} for r in sorted(rows.values(), key=lambda r: r["step"])]
@@ -580,7 +589,8 @@ def figures(records: list[dict], protocol: str) -> list[Path]:
     plot_method_comparison(main + bal, out[0], metrics,
                            f"{protocol}: final EMA test accuracy per method (mean ± std over seeds)")
     plot_per_class(main, out[1], setting="reversed", methods=("fixmatch", "dualhead", "acr", "semi"))
-    base = [r for r in main if r["method"] in ("dualhead", "semi") and r["setting"] in ("consistent", "reversed")]
+    ablated = {r["setting"] for r in extra}  # the settings the ablation ran on (a budget plan may pick them)
+    base = [r for r in main if r["method"] in ("dualhead", "semi") and r["setting"] in ablated]
     if extra:
         plot_method_comparison(base + extra, out[2], metrics,
                                f"{protocol}: SeMi ablation (each part removed; each part alone on the dual-head base;"

@@ -27,6 +27,7 @@ import json
 import math
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -36,7 +37,7 @@ from accuracy import replace_marked  # noqa: E402
 SETTINGS = ("consistent", "reversed", "uniform")
 PAIRS = (("semi", "dualhead"), ("semi", "acr"), ("semi", "fixmatch"), ("acr", "dualhead"),
          ("semi-no_bank", "semi"), ("semi-no_oheml", "semi"))
-"""The first three are the difference figure's lines; the last two are the 6,000-step ablation's (a part removed)."""
+"""The first three are the difference figure's lines; the last two are SeMi with a part removed (the ablations)."""
 METHODS = ("supervised", "fixmatch", "dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml")
 LEARNED = 50.0
 """A class counts as learned when its test accuracy is above this (%)."""
@@ -85,8 +86,16 @@ def diagnostic(record: dict, key: str) -> float | None:
 
 
 def rarest_class(record: dict) -> int:
-    """The class with the fewest labeled images (the last one under the protocol's long tail)."""
-    return len(record["per_class_accuracy"]) - 1
+    """The class with the fewest labeled images: its trace's, or (records without one) the last class, the rarest
+    under the protocols' long tails."""
+    trace = record.get("rarest_class")
+    return trace["class"] if trace else len(record["per_class_accuracy"]) - 1
+
+
+def learns_rarest(record: dict) -> bool | None:
+    """Whether the run learns its rarest class (test accuracy above LEARNED); None: that accuracy is unknown."""
+    acc = record["per_class_accuracy"][rarest_class(record)]
+    return None if acc is None else acc > LEARNED
 
 
 def markdown(by_budget: dict[int, list[dict]]) -> str:
@@ -116,9 +125,10 @@ def markdown(by_budget: dict[int, list[dict]]) -> str:
                 if not rs:
                     cells.append("-")
                     continue
-                k = sum(r["per_class_accuracy"][rarest_class(r)] > LEARNED for r in rs)
+                k = sum(learns_rarest(r) is True for r in rs)
                 low, high = clopper_pearson(k, len(rs))
-                learned = statistics.mean(sum(v > LEARNED for v in r["per_class_accuracy"]) for r in rs)
+                learned = statistics.mean(sum(v is not None and v > LEARNED for v in r["per_class_accuracy"])
+                                          for r in rs)
                 cells.append(f"{k}/{len(rs)} [{low:.2f}, {high:.2f}]; {learned:.1f} classes")
             if any(c != "-" for c in cells):
                 lines.append(f"| {setting} | {method} | " + " | ".join(cells) + " |")
@@ -138,20 +148,25 @@ def markdown(by_budget: dict[int, list[dict]]) -> str:
 
 
 TRACE_METHODS = ("dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml")
-TAKE_OFF = 100
-"""A run's rarest class has taken off at the first evaluation from which every window accepts at least this many of
-its pseudo-labels (sustained: ACR's first window floods it with wrong ones, then drops)."""
+TAKE_OFF_PER_STEP = 1 / 3
+"""A run's rarest class has taken off at the first evaluation from which every window accepts at least one of its
+pseudo-labels per 3 training steps (100 per window at 6,000 steps; a rate, so budgets with longer windows compare).
+Sustained, because ACR's first window floods the class with mostly wrong pseudo-labels and then drops."""
 
 
-def first_step(trace: dict, test) -> int | None:
+def first_step(trace: dict, test: Callable[[dict], bool]) -> int | None:
+    """The first evaluation step at which `test` holds (None: never)."""
     return next((e["step"] for e in trace["evaluations"] if test(e)), None)
 
 
-def sustained_from(trace: dict, test) -> int | None:
-    """The first evaluation step from which `test` holds at every later evaluation (None: not at the last)."""
+def sustained_from(trace: dict, test: Callable[[dict, int], bool]) -> int | None:
+    """The first evaluation step from which `test(evaluation, window length in steps)` holds at every later
+    evaluation (None: not at the last)."""
+    ev = trace["evaluations"]
+    windows = [e["step"] - (ev[i - 1]["step"] if i else 0) for i, e in enumerate(ev)]
     step = None
-    for e in reversed(trace["evaluations"]):
-        if not test(e):
+    for e, window in zip(reversed(ev), reversed(windows)):
+        if not test(e, window):
             break
         step = e["step"]
     return step
@@ -164,7 +179,7 @@ def trace_summary(trace: dict) -> dict:
     last = trace["evaluations"][-1] if trace["evaluations"] else {}
     return {"first": first_step(trace, lambda e: (e["accepted"] or 0) > 0),
             "bank_full": None if size is None else first_step(trace, lambda e: (e["bank_fill"] or 0) >= size),
-            "take_off": sustained_from(trace, lambda e: (e["accepted"] or 0) >= TAKE_OFF),
+            "take_off": sustained_from(trace, lambda e, window: (e["accepted"] or 0) >= TAKE_OFF_PER_STEP * window),
             "accepted": last.get("accepted"), "precision": last.get("precision")}
 
 
@@ -175,49 +190,63 @@ def _median_step(steps: list[int | None]) -> str:
     return f"{statistics.median(hit):,.0f} ({len(hit)}/{len(steps)})"
 
 
+def _last_window(summaries: list[dict]) -> str:
+    """Mean accepted per run, and their pooled precision (right / accepted over the runs), in the last window."""
+    accepted = [x["accepted"] for x in summaries if x["accepted"] is not None]
+    if not accepted:
+        return "-"
+    pooled = [(x["accepted"], x["precision"]) for x in summaries if x["accepted"] and x["precision"] is not None]
+    total = sum(a for a, _ in pooled)
+    precision = f" at {100 * sum(a * q for a, q in pooled) / total:.0f}%" if total else ""
+    return f"{statistics.mean(accepted):,.0f}{precision}"
+
+
 def rarest_markdown(by_budget: dict[int, list[dict]]) -> str:
     """Per budget, setting and method, runs that learn the rarest class against runs that do not: median step of
     its first accepted pseudo-label, of its bank row filling, of its take-off (k of n runs that got there), and the
-    last window's accepted count and precision (means)."""
-    lines = [f"How the rarest class is learned, from each run's trace (runs that learn it, > {LEARNED:.0f}% test "
-             "accuracy, against runs that do not; steps are medians over the runs that got there, k/n; take-off: the "
-             f"first evaluation from which every window accepts at least {TAKE_OFF} of its pseudo-labels; last "
-             "window: mean accepted, mean precision):", "",
-             "| steps | setting | method | learned | runs | first accepted | bank row full | take-off | last window |",
-             "|---:|---|---|---|---:|---:|---:|---:|---:|"]
+    last window's accepted count and pooled precision. Empty without traced records."""
+    lines = []
     for budget, recs in by_budget.items():
         for setting in SETTINGS:
             for method in TRACE_METHODS:
                 rs = [r for r in recs if r["setting"] == setting and r["method"] == method and r.get("rarest_class")]
                 for learned in (True, False):
-                    group = [r for r in rs if (r["per_class_accuracy"][r["rarest_class"]["class"]] > LEARNED)
-                             == learned]
+                    group = [r for r in rs if learns_rarest(r) is learned]
                     if not group:
                         continue
                     sums = [trace_summary(r["rarest_class"]) for r in group]
-                    acc = [x["accepted"] for x in sums if x["accepted"] is not None]
-                    prec = [x["precision"] for x in sums if x["precision"] is not None]
                     banked = group[0]["rarest_class"].get("bank_size") is not None
                     lines.append(
                         f"| {budget:,} | {setting} | {method} | {'yes' if learned else 'no'} | {len(group)} | "
                         f"{_median_step([x['first'] for x in sums])} | "
                         f"{_median_step([x['bank_full'] for x in sums]) if banked else '-'} | "
-                        f"{_median_step([x['take_off'] for x in sums])} | "
-                        f"{statistics.mean(acc) if acc else 0:,.0f}"
-                        f"{f' at {100 * statistics.mean(prec):.0f}%' if prec else ''} |")
-    return "\n".join(lines)
+                        f"{_median_step([x['take_off'] for x in sums])} | {_last_window(sums)} |")
+    if not lines:
+        return ""
+    return "\n".join([
+        f"How the rarest class is learned, from each run's trace (runs that learn it, > {LEARNED:.0f}% test accuracy, "
+        "against runs that do not; steps: the median over the runs that got there, which may fall between two "
+        "evaluations, and k/n; take-off: the first evaluation from which every window accepts at least one of its "
+        "pseudo-labels per 3 steps; last window: mean accepted per run, pooled precision):", "",
+        "| steps | setting | method | learned | runs | first accepted | bank row full | take-off | last window |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|", *lines])
 
 
 def backfill(runs_dir: Path, protocol: str) -> int:
     """Add the `rarest_class` trace to records written before it existed, from their run folders
     (`runs_dir/<record protocol>/<cell>` or `runs_dir/<cell>`, e.g. another benchmark's rerun of the same cell);
-    a folder counts only if its final test top-1 is the record's exactly (the same run, or a bit-identical rerun).
-    Returns how many records got one."""
+    a folder counts only if its step count and final per-class test accuracies are the record's exactly (the same
+    run, or a bit-identical rerun). Rewrites the records files: not while a sweep writes them. Returns how many
+    records got a trace."""
     from accuracy import rarest_class_trace
 
     def same_run(folder: Path, record: dict) -> bool:
-        results = folder / "results.json"
-        return results.exists() and json.loads(results.read_text())["metrics"]["top1"] == record["top1"]
+        path = folder / "results.json"
+        if not path.exists():
+            return False
+        results = json.loads(path.read_text())
+        return (results["steps"] == record["steps"]
+                and results["metrics"]["per_class_accuracy"] == record["per_class_accuracy"])
 
     added = 0
     for path in sorted((ROOT / "results").glob(f"accuracy-{protocol}*.json")):
@@ -232,7 +261,9 @@ def backfill(runs_dir: Path, protocol: str) -> int:
                 r["rarest_class"] = rarest_class_trace(folder)
                 changed += 1
         if changed:
-            path.write_text(json.dumps(data, indent=1))
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(data, indent=1))
+            tmp.replace(path)
             added += changed
     return added
 
@@ -301,47 +332,49 @@ def figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path]:
     path = ROOT / "results" / f"budget-{protocol}-diagnostics.png"
     fig.savefig(path)
     out.append(path)
-    path = rarest_figure(by_budget, protocol)
-    return out + ([path] if path else [])
+    return out + rarest_figures(by_budget, protocol)
 
 
-def rarest_figure(by_budget: dict[int, list[dict]], protocol: str) -> Path | None:
-    """The rarest class's accepted pseudo-labels per evaluation window against steps, at the longest budget with
-    traces: one panel per setting, one line per run (solid: the run learns the class)."""
+RAREST_COLOURS = {"dualhead": "tab:blue", "acr": "tab:green", "semi": "tab:red"}
+
+
+def rarest_figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path]:
+    """Per budget with traces, the rarest class's accepted pseudo-labels per evaluation window against steps: one
+    panel per setting, one line per run of the methods in RAREST_COLOURS (solid: the run learns the class)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    traced = [b for b, recs in by_budget.items() if any(r.get("rarest_class") for r in recs)]
-    if not traced:
-        return None
-    budget = traced[-1]
-    colours = {"dualhead": "tab:blue", "acr": "tab:green", "semi": "tab:red"}
-    fig = Figure(figsize=(4.2 * len(SETTINGS), 3.6), dpi=100)
-    FigureCanvasAgg(fig)
-    for i, setting in enumerate(SETTINGS):
-        ax = fig.add_subplot(1, len(SETTINGS), i + 1)
-        for r in by_budget[budget]:
-            trace = r.get("rarest_class")
-            if r["setting"] != setting or r["method"] not in colours or not trace:
-                continue
-            learned = r["per_class_accuracy"][trace["class"]] > LEARNED
-            ev = trace["evaluations"]
-            ax.plot([e["step"] for e in ev], [e["accepted"] or 0 for e in ev], color=colours[r["method"]],
-                    ls="-" if learned else ":", lw=1.4 if learned else 1.0, alpha=0.9)
-        ax.set_yscale("symlog", linthresh=1)
-        ax.set_title(f"{setting} ({budget:,} steps)")
-        ax.set_xlabel("training step")
-        if i == 0:
-            ax.set_ylabel("rarest class: pseudo-labels accepted per window")
-            for m, c in colours.items():
-                ax.plot([], [], color=c, label=m)
-            ax.plot([], [], color="0.3", ls="-", label="learns it")
-            ax.plot([], [], color="0.3", ls=":", label="does not")
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = ROOT / "results" / f"budget-{protocol}-rarest.png"
-    fig.savefig(path)
-    return path
+    out = []
+    for budget, recs in by_budget.items():
+        runs = [r for r in recs if r.get("rarest_class") and r["method"] in RAREST_COLOURS]
+        if not runs:
+            continue
+        fig = Figure(figsize=(4.2 * len(SETTINGS), 3.6), dpi=100)
+        FigureCanvasAgg(fig)
+        for i, setting in enumerate(SETTINGS):
+            ax = fig.add_subplot(1, len(SETTINGS), i + 1)
+            for r in runs:
+                if r["setting"] != setting:
+                    continue
+                learned = learns_rarest(r) is True
+                ev = r["rarest_class"]["evaluations"]
+                ax.plot([e["step"] for e in ev], [e["accepted"] or 0 for e in ev], color=RAREST_COLOURS[r["method"]],
+                        ls="-" if learned else ":", lw=1.4 if learned else 1.0, alpha=0.9)
+            ax.set_yscale("symlog", linthresh=1)
+            ax.set_title(f"{setting} ({budget:,} steps)")
+            ax.set_xlabel("training step")
+            if i == 0:
+                ax.set_ylabel("rarest class: accepted per window")
+                for m, c in RAREST_COLOURS.items():
+                    ax.plot([], [], color=c, label=m)
+                ax.plot([], [], color="0.3", ls="-", label="learns it")
+                ax.plot([], [], color="0.3", ls=":", label="does not")
+                ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = ROOT / "results" / f"budget-{protocol}-rarest-{budget}.png"
+        fig.savefig(path)
+        out.append(path)
+    return out
 
 
 def main() -> None:
@@ -353,7 +386,7 @@ def main() -> None:
     if args.backfill:
         print(f"backfilled {backfill(args.backfill, args.protocol)} records from {args.backfill}")
     by_budget = load_budget_records(args.protocol)
-    text = markdown(by_budget) + "\n\n" + rarest_markdown(by_budget)
+    text = "\n\n".join(t for t in (markdown(by_budget), rarest_markdown(by_budget)) if t)
     path = ROOT / "results" / f"budget-{args.protocol}.md"
     path.write_text(text + "\n")
     print(text)

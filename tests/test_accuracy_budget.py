@@ -82,14 +82,17 @@ def test_budget_records_are_grouped_by_budget_and_rarest_class_outcomes_counted(
 
 
 def _write_run(folder: Path, top1: float, evals: list[dict], labeled=(150, 20, 1, 1), bank_size=128) -> Path:
-    """A run folder as the trainer leaves it: results.json and metrics.jsonl (a train line, evaluations, and the
-    evaluation at step 200 logged twice as a resumed run does, the later line winning)."""
+    """A run folder as the trainer leaves it: results.json and metrics.jsonl (a train line, evaluations, the one at
+    step 200 twice, the later line winning, and a torn last line)."""
     folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps({"metrics": {"top1": top1}, "labeled_counts": list(labeled),
+    per_class = [99, 90, 5, top1 - 10]  # the run's final per-class accuracies (the backfill guard compares them)
+    (folder / "results.json").write_text(json.dumps({"metrics": {"top1": top1, "per_class_accuracy": per_class},
+                                                      "steps": 400, "labeled_counts": list(labeled),
                                                       "config": {"semi": {"bank_size": bank_size}}}))
     lines = [{"kind": "train", "step": 10, "loss": 1.0}]
     lines += [{"kind": "eval", **e} for e in evals]
-    (folder / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    # a torn last line: a run killed mid-write
+    (folder / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + '\n{"kind": "ev')
     return folder
 
 
@@ -129,12 +132,21 @@ def test_rarest_class_summary_first_bank_full_and_sustained_take_off(tmp_path):
     from budget_curve import trace_summary
 
     trace = rarest_class_trace(_write_run(tmp_path / "run", 90.0, EVALS))
-    # first accepted at 200; bank row full (128) at 300; >= 100 accepted from 300 on (the resumed line's 150 at
-    # 200 was replaced by 4, so 200 does not count)
+    # first accepted at 200; bank row full (128) at 300; from 300 on every 100-step window accepts >= 100 / 3 (the
+    # first line's 150 at 200 was replaced by 4, so 200 does not count)
     assert trace_summary(trace) == {"first": 200, "bank_full": 300, "take_off": 300, "accepted": 300,
                                     "precision": 0.9}
-    flood = {**trace, "evaluations": [{**e, "accepted": a} for e, a in zip(trace["evaluations"], (900, 5, 120, 99))]}
-    assert trace_summary(flood)["take_off"] is None  # a first-window flood that drops is no take-off
+
+    def take_off(accepted, steps=(100, 200, 300, 400)):
+        ev = [{**e, "step": s, "accepted": a} for e, s, a in zip(trace["evaluations"], steps, accepted)]
+        return trace_summary({**trace, "evaluations": ev})["take_off"]
+
+    assert take_off((900, 5, 120, 33)) is None  # the last window below the rate: no take-off
+    assert take_off((900, 5, 34, 300)) == 300  # a first-window flood that drops, then a take-off at 300
+    assert take_off((900, 40, 34, 300)) == 100  # the flood held at the rate: sustained from the first window
+    # a rate, not a count: the same accepted counts fall short when the last window is 300 steps (400 -> 700)
+    assert take_off((0, 40, 70, 40)) == 200
+    assert take_off((0, 40, 70, 40), steps=(100, 200, 400, 700)) is None
     assert trace_summary({**trace, "bank_size": None})["bank_full"] is None
 
 
@@ -143,20 +155,58 @@ def test_backfill_takes_a_trace_only_from_the_records_own_run(tmp_path, monkeypa
 
     (tmp_path / "results").mkdir()
     recs = [{"protocol": "mnist-6000", "cell": f"uniform/semi/{s}", "setting": "uniform", "method": "semi",
-             "seed": s, "top1": 90.0 + s, "budget": 6000, "per_class_accuracy": [99, 90, 5, 80]} for s in range(3)]
+             "seed": s, "top1": 90.0 + s, "budget": 6000, "steps": 400, "per_class_accuracy": [99, 90, 5, 80 + s]}
+            for s in range(4)]
     path = tmp_path / "results" / "accuracy-mnist-6000.json"
     path.write_text(json.dumps({"records": recs}))
     runs = tmp_path / "runs"
     _write_run(runs / "mnist-6000" / "uniform_semi_0", 90.0, EVALS)  # the record's own folder
     _write_run(runs / "uniform_semi_1", 91.0, EVALS)  # another benchmark's bit-identical rerun
     _write_run(runs / "uniform_semi_2", 92.5, EVALS)  # a different run of the same cell: refused
+    other = _write_run(runs / "uniform_semi_3", 93.0, EVALS)  # the same accuracies after another step count: refused
+    (other / "results.json").write_text((other / "results.json").read_text().replace('"steps": 400', '"steps": 2000'))
     monkeypatch.setattr(budget_curve, "ROOT", tmp_path)
+    assert budget_curve.rarest_markdown(budget_curve.load_budget_records("mnist")) == ""  # nothing traced yet
     assert budget_curve.backfill(runs, "mnist") == 2
     got = json.loads(path.read_text())["records"]
-    assert [r.get("rarest_class") is not None for r in got] == [True, True, False]
+    assert [r.get("rarest_class") is not None for r in got] == [True, True, False, False]
     text = budget_curve.rarest_markdown(budget_curve.load_budget_records("mnist"))
     assert "| 6,000 | uniform | semi | yes | 2 | 200 (2/2) | 300 (2/2) | 300 (2/2) | 300 at 90% |" in text
     assert budget_curve.backfill(runs, "mnist") == 0  # records that have a trace keep it
-    figure = budget_curve.rarest_figure(budget_curve.load_budget_records("mnist"), "mnist")
-    assert figure == tmp_path / "results" / "budget-mnist-rarest.png" and figure.stat().st_size > 0
-    assert budget_curve.rarest_figure({2000: recs}, "mnist") is None  # no traces: no figure
+    figures = budget_curve.rarest_figures({2000: recs, **budget_curve.load_budget_records("mnist")}, "mnist")
+    assert figures == [tmp_path / "results" / "budget-mnist-rarest-6000.png"]  # no traces at 2,000: no figure
+
+
+def test_rarest_class_comes_from_the_trace_and_unknown_accuracies_count_as_not_learned():
+    import budget_curve
+
+    rec = {"per_class_accuracy": [99.0, 80.0, None]}
+    assert budget_curve.rarest_class(rec) == 2 and budget_curve.learns_rarest(rec) is None
+    traced = {**rec, "rarest_class": {"class": 1}}  # a protocol whose rarest class is not the last
+    assert budget_curve.rarest_class(traced) == 1 and budget_curve.learns_rarest(traced) is True
+    by_budget = {2000: [{**rec, "setting": "uniform", "method": "semi", "seed": 0, "top1": 1.0}]}
+    assert "| uniform | semi | 0/1 [0.00, 0.97]; 2.0 classes |" in budget_curve.markdown(by_budget)
+
+
+def test_a_cells_record_keeps_its_rarest_class_trace(tmp_path, monkeypatch):
+    """run_cell on a stand-in for the training subprocess: the record carries the run folder's trace."""
+    import subprocess
+
+    import accuracy
+
+    def fake_train(cmd, **_):
+        out = Path(next(a for a in cmd if a.startswith("train.out_dir=")).split("=", 1)[1])
+        _write_run(out, 90.0, EVALS)
+        results = json.loads((out / "results.json").read_text())
+        heads = {k: 1.0 for k in ("top1", "balanced_accuracy", "head_accuracy", "medium_accuracy", "tail_accuracy")}
+        results["metrics"].update({**heads, "top1": 90.0, "head_used": "balanced", "validation": {"top1": 88.0}})
+        results.update({"metrics_by_head": {"standard": heads, "balanced": heads}, "summary": {},
+                        "train_seconds": 1.0, "environment": {"git_commit": "x"}})
+        (out / "results.json").write_text(json.dumps(results))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(accuracy.subprocess, "run", fake_train)
+    record = accuracy.run_cell(with_budget(PROTOCOLS["mnist"], 6000), "uniform/semi/0", ["algorithm.name=semi"],
+                               tmp_path)
+    assert record["cell"] == "uniform/semi/0" and record["budget"] == 6000 and record["val_top1"] == 88.0
+    assert record["rarest_class"]["class"] == 3 and len(record["rarest_class"]["evaluations"]) == 4
