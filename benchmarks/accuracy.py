@@ -251,8 +251,9 @@ BUDGET_PLANS: dict[tuple[str, int], dict] = {
     ("mnist", 6000): {"methods": ("dualhead", "semi", "acr", "fixmatch"), "seeds": 5,
                       "paired_settings": ("consistent", "reversed", "uniform"), "other_seeds": {},
                       # which of SeMi's parts its rarest-class take-offs need (the budget curve's traces): the
-                      # bank with its prototypes, or OHEML's weights, removed where the take-offs happened
-                      "ablation_seeds": 5, "ablations": ("semi-no_bank", "semi-no_oheml"),
+                      # bank with its prototypes, or OHEML's weights, removed where the take-offs happened; and
+                      # SeMi's lower threshold alone on the base
+                      "ablation_seeds": 5, "ablations": ("semi-no_bank", "semi-no_oheml", "dualhead+threshold_0.7"),
                       "ablation_settings": ("reversed", "uniform")},
     ("mnist", 20000): {"methods": ("dualhead", "semi", "acr", "fixmatch"), "seeds": 5,
                        "method_seeds": {"acr": 2, "fixmatch": 2},

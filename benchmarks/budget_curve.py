@@ -36,9 +36,11 @@ from accuracy import replace_marked  # noqa: E402
 
 SETTINGS = ("consistent", "reversed", "uniform")
 PAIRS = (("semi", "dualhead"), ("semi", "acr"), ("semi", "fixmatch"), ("acr", "dualhead"),
-         ("semi-no_bank", "semi"), ("semi-no_oheml", "semi"))
-"""The first three are the difference figure's lines; the last two are SeMi with a part removed (the ablations)."""
-METHODS = ("supervised", "fixmatch", "dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml")
+         ("semi-no_bank", "semi"), ("semi-no_oheml", "semi"), ("dualhead+threshold_0.7", "dualhead"))
+"""The first three are the difference figure's lines; the last three are the ablations (a part of SeMi removed;
+SeMi's threshold alone on the base)."""
+METHODS = ("supervised", "fixmatch", "dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml",
+           "dualhead+threshold_0.7")
 LEARNED = 50.0
 """A class counts as learned when its test accuracy is above this (%)."""
 DIAGNOSTICS = (("window_proto_acc", "prototype acc. (accepted)", 100), ("bank_purity", "bank purity", 100),
@@ -147,7 +149,7 @@ def markdown(by_budget: dict[int, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-TRACE_METHODS = ("dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml")
+TRACE_METHODS = ("dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml", "dualhead+threshold_0.7")
 TAKE_OFF_PER_STEP = 1 / 3
 """A run's rarest class has taken off at the first evaluation from which every window accepts at least one of its
 pseudo-labels per 3 training steps (100 per window at 6,000 steps; a rate, so budgets with longer windows compare).

@@ -27,12 +27,13 @@ def test_budget_stretches_the_run_and_keeps_the_epoch_based_settings():
 
 def test_budget_plans_choose_methods_seeds_and_settings():
     c6 = [c for c, _ in cells(with_budget(PROTOCOLS["mnist"], 6000))]
-    assert len(c6) == 4 * 3 * 5 + 2 * 2 * 5 and c6[:4] == ["consistent/dualhead/0", "consistent/semi/0",
+    assert len(c6) == 4 * 3 * 5 + 3 * 2 * 5 and c6[:4] == ["consistent/dualhead/0", "consistent/semi/0",
                                                             "consistent/acr/0", "consistent/fixmatch/0"]
     assert c6[8] == "uniform/dualhead/0"  # settings interleaved seed by seed: partial sweeps hold paired rounds
-    # then the plan's two ablations, on reversed and uniform only, seed by seed
-    assert c6[60:64] == ["reversed/semi-no_bank/0", "reversed/semi-no_oheml/0", "uniform/semi-no_bank/0",
-                         "uniform/semi-no_oheml/0"] and c6[-1] == "uniform/semi-no_oheml/4"
+    # then the plan's three ablations, on reversed and uniform only, seed by seed
+    assert c6[60:66] == ["reversed/semi-no_bank/0", "reversed/semi-no_oheml/0", "reversed/dualhead+threshold_0.7/0",
+                         "uniform/semi-no_bank/0", "uniform/semi-no_oheml/0", "uniform/dualhead+threshold_0.7/0"]
+    assert c6[-1] == "uniform/dualhead+threshold_0.7/4"
     assert dict(cells(with_budget(PROTOCOLS["mnist"], 6000)))["uniform/semi-no_bank/3"] == [
         "algorithm.name=semi", "semi.memory_bank=false", "semi.prototypes=false"]
     c20 = [c for c, _ in cells(with_budget(PROTOCOLS["mnist"], 20000))]
