@@ -329,17 +329,12 @@ def rarest_class_trace(run_dir: Path) -> dict | None:
         v = (row.get(key) or [None] * len(counts))[k]
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
-    rows: dict[int, dict] = {}
-    for line in metrics.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:  # a torn last line (a run killed mid-write and never resumed)
-            continue
-        if row.get("kind") == "eval":
-            rows[row["step"]] = row  # one per step (a resume trims the log to its checkpoint; the last would win)
+    from semi.evaluation.report.run_data import read_metrics_jsonl
+
+    _, rows = read_metrics_jsonl(metrics, [])  # by step, the last line of a step winning, torn lines skipped
     evaluations = [{"step": r["step"], "test_accuracy": at(r, "per_class_accuracy"),
                     "accepted": at(r, "pseudo_label_counts"), "precision": at(r, "pseudo_label_precision"),
-                    "bank_fill": at(r, "bank_fill")} for r in sorted(rows.values(), key=lambda r: r["step"])]
+                    "bank_fill": at(r, "bank_fill")} for r in rows]
     has_bank = any(e["bank_fill"] is not None for e in evaluations)
     return {"class": k, "labeled": counts[k],
             "bank_size": res["config"].get("semi", {}).get("bank_size") if has_bank else None,

@@ -242,6 +242,8 @@ def backfill(runs_dir: Path, protocol: str) -> int:
     records got a trace."""
     from accuracy import rarest_class_trace
 
+    from semi.files import atomic_write_text
+
     def same_run(folder: Path, record: dict) -> bool:
         path = folder / "results.json"
         if not path.exists():
@@ -263,9 +265,7 @@ def backfill(runs_dir: Path, protocol: str) -> int:
                 r["rarest_class"] = rarest_class_trace(folder)
                 changed += 1
         if changed:
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(data, indent=1))
-            tmp.replace(path)
+            atomic_write_text(path, json.dumps(data, indent=1))
             added += changed
     return added
 

@@ -99,7 +99,7 @@ class RunData:
         return int(epochs) * int(spe) if epochs and spe else None
 
 
-def _read_jsonl(path: Path, notes: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def read_metrics_jsonl(path: Path, notes: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Train and eval records sorted by step; a step logged twice (a resumed run) keeps its last record."""
     by_kind: dict[str, dict[int, dict[str, Any]]] = {"train": {}, "eval": {}}
     bad = 0
@@ -140,7 +140,7 @@ def load_run(run_dir: Path) -> RunData:
                          "run started? is this the run's train.out_dir?).")
         return run
     if metrics_path.is_file():
-        run.train, run.evals = _read_jsonl(metrics_path, run.notes)
+        run.train, run.evals = read_metrics_jsonl(metrics_path, run.notes)
     else:
         run.notes.append("metrics.jsonl is missing: no training curves; the evaluation history comes from "
                          "results.json.")
