@@ -5,6 +5,7 @@ seeds, on the MNIST-LT protocol (`accuracy.py --protocol mnist`, optionally at a
     python benchmarks/semi_plus.py choose             # the rule below, from the validation split only
     python benchmarks/semi_plus.py confirm --jobs 2   # the choice on seeds 5-9, and on four more bases (seeds 5-7)
     python benchmarks/semi_plus.py report             # Markdown tables of both stages
+    python benchmarks/semi_plus.py select --round 2   # the second round (below); every stage takes --round
 
 The candidates are SeMi (dual-head base + all its parts at 0.7) with the SeMi+ options alone and combined:
 OHEML weights rescaled to mean 1 over the accepted images (`semi.oheml_normalize`), the prototype blend gated
@@ -17,8 +18,17 @@ ties go to the candidate with fewer options. The test set plays no part in the c
 seeds 5-9, which no stage before it ran: against its base and SeMi on the three settings (test top-1, paired
 differences with 95% t-intervals), and attached to FixMatch, ACR, SimPro and ABC (seeds 5-7).
 
-Records: results/semiplus-select[-<budget>].json, results/semiplus-choice[-<budget>].json,
-results/semiplus-confirm[-<budget>].json; runs under benchmarks/runs/<protocol>-semiplus/.
+Round 2 (designed after round 1's choice, from its selection diagnostics): on consistent data FlexMatch's learning
+effects follow the class prior (the head class 1.0, the rarest 0.0), so the tail's thresholds fall to near 0 and the
+choice lost to its base there on validation. Its candidates add `flex.normalize=predicted` (each class's count
+measured against how often the model predicts that class) in place of `+flex`, beside round 1's choice, SeMi and the
+base; the same rule on the same validation seeds 0-4 (cells both rounds hold are run once), and the confirmation on
+seeds 10-14 (other bases 10-12), which no stage of either round ran: round 1's held-out seeds had been seen when
+round 2 was designed.
+
+Records: results/semiplus-select[-<budget>].json (both rounds' selection cells),
+results/semiplus-choice[-round2][-<budget>].json, results/semiplus-confirm[-round2][-<budget>].json; runs under
+benchmarks/runs/<protocol>-semiplus/.
 """
 
 from __future__ import annotations
@@ -36,15 +46,30 @@ import budget_curve  # noqa: E402
 
 SETTINGS = ("consistent", "reversed", "uniform")
 SELECT_SEEDS = range(0, 5)
-CONFIRM_SEEDS = range(5, 10)
-OTHER_BASE_SEEDS = range(5, 8)
 OTHER_BASES = ("fixmatch", "acr", "simpro", "abc")
 
-OPTIONS = {"normalize": ["semi.oheml_normalize=true"], "gate": ["semi.prototype_gate=labeled"], "flex": []}
-"""Each SeMi+ option's overrides (`flex` is a component: it changes the algorithm name instead)."""
+OPTIONS = {"normalize": ["semi.oheml_normalize=true"], "gate": ["semi.prototype_gate=labeled"], "flex": [],
+           "flex_predicted": ["flex.normalize=predicted"]}
+"""Each SeMi+ option's overrides (`flex` and `flex_predicted` attach the flex component: they change the algorithm
+name too)."""
 CANDIDATES = ("dualhead", "semi", "semi+normalize", "semi+gate", "semi+flex", "semi+normalize+gate",
               "semi+normalize+flex", "semi+gate+flex", "semi+normalize+gate+flex")
-"""The base, SeMi, and SeMi with every non-empty combination of the options."""
+"""Round 1: the base, SeMi, and SeMi with every non-empty combination of the first three options."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    candidates: tuple[str, ...]
+    confirm_seeds: range
+    other_base_seeds: range
+    suffix: str
+    """Of the round's choice, confirmation and report files ('' for round 1)."""
+
+
+ROUNDS = {1: Round(CANDIDATES, range(5, 10), range(5, 8), ""),
+          2: Round(("dualhead", "semi", "semi+gate+flex", "semi+flex_predicted", "semi+gate+flex_predicted"),
+                   range(10, 15), range(10, 13), "-round2")}
+"""The selection rounds (the module docstring says why there is a second)."""
 
 
 def options_of(candidate: str) -> list[str]:
@@ -56,7 +81,7 @@ def overrides(candidate: str, base: str = "dualhead") -> list[str]:
     if candidate == "dualhead":
         return accuracy.method_overrides(base)
     opts = options_of(candidate)
-    name = f"{base}+semi" + ("+flex" if "flex" in opts else "")
+    name = f"{base}+semi" + ("+flex" if {"flex", "flex_predicted"} & set(opts) else "")
     base_extra = [o for o in accuracy.method_overrides(base) if not o.startswith("algorithm.name=")]
     return [f"algorithm.name={name}", *base_extra, *(o for opt in opts for o in OPTIONS[opt])]
 
@@ -66,21 +91,23 @@ def protocol(budget: int | None) -> accuracy.Protocol:
     return dataclasses.replace(p, name=f"{p.name}-semiplus")
 
 
-def result_path(stage: str, budget: int | None) -> Path:
-    return accuracy.ROOT / "results" / f"semiplus-{stage}{f'-{budget}' if budget else ''}.json"
+def result_path(stage: str, budget: int | None, round_: int = 1) -> Path:
+    suffix = "" if stage == "select" else ROUNDS[round_].suffix
+    return accuracy.ROOT / "results" / f"semiplus-{stage}{suffix}{f'-{budget}' if budget else ''}.json"
 
 
-def select_cells() -> list[tuple[str, list[str]]]:
-    return [(f"{s}/{c}/{seed}", overrides(c)) for seed in SELECT_SEEDS for s in SETTINGS for c in CANDIDATES]
+def select_cells(round_: int = 1) -> list[tuple[str, list[str]]]:
+    return [(f"{s}/{c}/{seed}", overrides(c)) for seed in SELECT_SEEDS for s in SETTINGS
+            for c in ROUNDS[round_].candidates]
 
 
-def validation_means(records: list[dict]) -> dict[str, dict]:
+def validation_means(records: list[dict], candidates: tuple[str, ...] = CANDIDATES) -> dict[str, dict]:
     """Per candidate: mean validation top-1 per setting and overall, and the paired validation difference against
     the base per setting, over the seeds both have."""
     from semi.evaluation.metrics import paired_difference
 
     out = {}
-    for c in CANDIDATES:
+    for c in candidates:
         per_setting = {s: [r["val_top1"] for r in records if r["method"] == c and r["setting"] == s]
                        for s in SETTINGS}
         if not all(per_setting.values()):
@@ -95,35 +122,36 @@ def validation_means(records: list[dict]) -> dict[str, dict]:
     return out
 
 
-def choose(records: list[dict]) -> dict:
+def choose(records: list[dict], round_: int = 1) -> dict:
     """The rule of the module docstring, applied to complete candidates only (every setting, every seed)."""
-    means = validation_means(records)
+    candidates = ROUNDS[round_].candidates
+    means = validation_means(records, candidates)
     complete = {c: m for c, m in means.items() if all(n == len(SELECT_SEEDS) for n in m["seeds"].values())}
-    if len(complete) < len(CANDIDATES):
-        missing = sorted(set(CANDIDATES) - set(complete))
+    if len(complete) < len(candidates):
+        missing = sorted(set(candidates) - set(complete))
         raise SystemExit(f"selection incomplete: {', '.join(missing)} lack seeds; run `select` first")
     best = max(complete, key=lambda c: (round(complete[c]["val_top1_mean"], 6), -len(options_of(c))))
-    return {"choice": best, "options": options_of(best), "overrides": overrides(best),
+    return {"choice": best, "options": options_of(best), "overrides": overrides(best), "round": round_,
             "rule": "highest mean final EMA validation top-1 over consistent/reversed/uniform and seeds 0-4; ties "
                     "to fewer options", "candidates": complete}
 
 
-def confirm_cells(choice: dict) -> list[tuple[str, list[str]]]:
-    name = choice["choice"]
-    cells = [(f"{s}/{c}/{seed}", overrides(c)) for seed in CONFIRM_SEEDS for s in SETTINGS
+def confirm_cells(choice: dict, round_: int = 1) -> list[tuple[str, list[str]]]:
+    name, rnd = choice["choice"], ROUNDS[round_]
+    cells = [(f"{s}/{c}/{seed}", overrides(c)) for seed in rnd.confirm_seeds for s in SETTINGS
              for c in dict.fromkeys(("dualhead", "semi", name))]
     for base in OTHER_BASES:
         for c in ("dualhead", name):  # the base alone, then with the chosen SeMi+
             label = base if c == "dualhead" else f"{base}+{name}"
-            cells += [(f"{s}/{label}/{seed}", overrides(c, base)) for seed in OTHER_BASE_SEEDS for s in SETTINGS]
+            cells += [(f"{s}/{label}/{seed}", overrides(c, base)) for seed in rnd.other_base_seeds for s in SETTINGS]
     return cells
 
 
-def report_markdown(select: list[dict], choice: dict | None, confirm: list[dict]) -> str:
+def report_markdown(select: list[dict], choice: dict | None, confirm: list[dict], round_: int = 1) -> str:
     from semi.evaluation.metrics import paired_difference
 
     lines = []
-    means = validation_means(select)
+    means = validation_means(select, ROUNDS[round_].candidates)
     if means:
         lines += ["Selection (validation split only; seeds 0-4): mean final EMA validation top-1, and the paired "
                   "difference against the dual-head base", "",
@@ -162,20 +190,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("stage", choices=("select", "choose", "confirm", "report", "list"))
     p.add_argument("--budget", type=int, default=None, help="as accuracy.py --budget (default: the 2,000 steps)")
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--round", type=int, choices=sorted(ROUNDS), default=1, dest="round_",
+                   help="the selection round (2: FlexMatch's counts normalised by the predictions)")
     p.add_argument("--runs-dir", default=str(accuracy.ROOT / "runs"))
     args = p.parse_args(argv)
     proto = protocol(args.budget)
-    paths = {stage: result_path(stage, args.budget) for stage in ("select", "choice", "confirm")}
+    paths = {stage: result_path(stage, args.budget, args.round_) for stage in ("select", "choice", "confirm")}
     select = accuracy.load_records(paths["select"])
     choice = json.loads(paths["choice"].read_text()) if paths["choice"].exists() else None
     if args.stage == "choose":
-        choice = choose(select)
+        choice = choose(select, args.round_)
         paths["choice"].write_text(json.dumps(choice, indent=1) + "\n")
     elif args.stage in ("select", "confirm", "list"):
         if args.stage == "confirm" and choice is None:
             raise SystemExit("no choice yet: run `choose` after `select`")
         stage = "select" if args.stage in ("select", "list") else "confirm"
-        todo = select_cells() if stage == "select" else confirm_cells(choice)
+        todo = select_cells(args.round_) if stage == "select" else confirm_cells(choice, args.round_)
         done = {r["cell"] for r in accuracy.load_records(paths[stage])}
         if args.stage == "list":
             for cell, _ in todo:
@@ -183,10 +213,11 @@ def main(argv: list[str] | None = None) -> None:
             return
         accuracy.run_cells(proto, [t for t in todo if t[0] not in done], paths[stage], Path(args.runs_dir),
                            args.jobs)
-    text = report_markdown(accuracy.load_records(paths["select"]), choice, accuracy.load_records(paths["confirm"]))
+    text = report_markdown(accuracy.load_records(paths["select"]), choice, accuracy.load_records(paths["confirm"]),
+                           args.round_)
     print(text)
     if text:
-        name = f"semiplus{f'-{args.budget}' if args.budget else ''}"
+        name = f"semiplus{ROUNDS[args.round_].suffix}{f'-{args.budget}' if args.budget else ''}"
         (accuracy.ROOT / "results" / f"{name}.md").write_text(text + "\n")
         if accuracy.replace_marked(accuracy.ROOT.parent / "BENCHMARKS.md", name, text):
             print(f"updated BENCHMARKS.md: {name}")

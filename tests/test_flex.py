@@ -80,6 +80,42 @@ def test_learning_effect_holds_while_the_pool_sits_in_one_bucket():
                                torch.tensor([1.0, 0.0, 0.5]))
 
 
+def test_predicted_normalisation_measures_confidence_within_each_class_not_its_frequency():
+    prev = torch.zeros(3)
+    selected = torch.tensor([0, 0, 0, -1, -1, -1, 1, -1, -1, 2])
+    # the model's latest predictions: class 0 six times, class 1 three times, class 2 once (C * share: 1.8, 0.9, 0.3)
+    predicted = torch.tensor([0] * 6 + [1] * 3 + [2])
+    # normalised counts 3 / 1.8, 1 / 0.9, 1 / 0.3: the rare class, confident on every image it is given, leads
+    torch.testing.assert_close(learning_effect(selected, 3, False, prev, predicted), torch.tensor([0.5, 1 / 3, 1.0]))
+    torch.testing.assert_close(learning_effect(selected, 3, False, prev), torch.tensor([1.0, 1 / 3, 1 / 3]))
+    # with warm-up the 5 unclaimed images still compete for the max
+    torch.testing.assert_close(learning_effect(selected, 3, True, prev, predicted), torch.tensor([1 / 3, 2 / 9, 2 / 3]))
+    # balanced predictions: FlexMatch's learning effect exactly
+    balanced = torch.tensor([0, 0, 1, 1, 2, 2])
+    for warmup in (True, False):
+        flex = learning_effect(torch.tensor([-1, -1, -1, 0, 0, 2]), 3, warmup, prev)
+        assert torch.equal(learning_effect(torch.tensor([-1, -1, -1, 0, 0, 2]), 3, warmup, prev, balanced), flex)
+    # a class claimed earlier but predicted by no image now keeps its raw count
+    torch.testing.assert_close(learning_effect(torch.tensor([2, -1, -1, -1]), 3, False, prev,
+                                               torch.tensor([0, 0, 1, 1])), torch.tensor([0.0, 0.0, 1.0]))
+
+
+def test_predicted_normalisation_tracks_every_image_of_the_batch_and_only_then_keeps_state():
+    assert "predicted" not in FlexThresholds(FlexConfig(), C).state_dict()  # FlexMatch's checkpoints unchanged
+    ours = FlexThresholds(FlexConfig(normalize="predicted", warmup=False), C)
+    ours.setup_data(POOL, 0)
+    probs = torch.tensor([[0.9, 0.1, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0], [0.0, 0.0, 0.95, 0.05], [0.5, 0.0, 0.0, 0.5]])
+    pl = PseudoLabels(probs, probs, 0.8)
+    ours.observe(pl, None, {"u_pos": torch.tensor([3, 7, 0, 11])}, INFO, {})
+    assert ours.predicted.tolist() == [2, -1, -1, 0, -1, -1, -1, 0, -1, -1, -1, 0]
+    assert ours.selected.tolist() == [2, -1, -1, 0] + [-1] * 8
+    # class 0: 1 confident of 3 predicted (C * share 3), class 2: 1 of 1 (C * share 1) -> 1/3 and 1, over the max
+    torch.testing.assert_close(ours.beta, torch.tensor([1 / 3, 0.0, 1.0, 0.0]))
+    cfg = load_config(None, ["algorithm.name=dualhead+semi+flex", "flex.normalize=predicted"])
+    algo = build_algorithm(cfg, C, torch.full((C,), 0.25), embed_dim=3, pool_size=POOL)
+    assert algo.components[-1].predicted.tolist() == [-1] * POOL
+
+
 def test_class_thresholds_judge_each_image_by_its_target_and_the_raw_or_mask():
     probs = torch.tensor([[0.6, 0.4], [0.3, 0.7]])
     raw = torch.tensor([[0.2, 0.8], [0.9, 0.1]])
@@ -104,7 +140,10 @@ def test_flexmatch_alias_and_composition_with_semi():
 
 
 @pytest.mark.slow
-def test_flex_resumes_exactly(exact_resume):
-    straight, keys = exact_resume("fixmatch+flex", **{"algorithm.threshold": 0.3})  # tiny models are unconfident
+@pytest.mark.parametrize("normalize", ["none", "predicted"])
+def test_flex_resumes_exactly(exact_resume, normalize):
+    straight, keys = exact_resume("fixmatch+flex", **{"algorithm.threshold": 0.3,  # tiny models are unconfident
+                                                      "flex.normalize": normalize})
     assert "alg.components.0.selected" in keys and "alg.components.0.beta" in keys
+    assert ("alg.components.0.predicted" in keys) == (normalize == "predicted")
     assert (straight.algorithm.components[0].selected >= 0).any()

@@ -62,3 +62,26 @@ def test_confirmation_report_pairs_held_out_seeds_and_counts_rarest_class_learne
     text = semi_plus.report_markdown([], choice, confirm)
     assert "| semi+gate - dualhead | +2.0 [+2.0, +2.0] | +2.0 [+2.0, +2.0] | +2.0 [+2.0, +2.0] |" in text
     assert "| semi+gate | 2/3 | 2/3 | 2/3 |" in text and "| dualhead | 0/3 | 0/3 | 0/3 |" in text
+
+
+def test_round_two_adds_predicted_flex_beside_round_one_choice_and_confirms_on_fresh_seeds():
+    assert semi_plus.overrides("semi+gate+flex_predicted") == ["algorithm.name=dualhead+semi+flex",
+                                                               "semi.prototype_gate=labeled",
+                                                               "flex.normalize=predicted"]
+    first, second = dict(semi_plus.select_cells(1)), dict(semi_plus.select_cells(2))
+    assert len(second) == 5 * 3 * 5 and {int(c.split("/")[2]) for c in second} == {0, 1, 2, 3, 4}
+    shared = set(first) & set(second)  # the round-1 cells round 2 reuses are the same cells
+    assert {c.split("/")[1] for c in shared} == {"dualhead", "semi", "semi+gate+flex"}
+    assert all(first[c] == second[c] for c in shared)
+    conf = semi_plus.confirm_cells({"choice": "semi+flex_predicted"}, 2)
+    assert {int(c.split("/")[2]) for c, _ in conf} == set(range(10, 15))
+    assert {int(c.split("/")[2]) for c, _ in conf if "acr" in c} == {10, 11, 12}
+    assert semi_plus.result_path("select", None, 2).name == "semiplus-select.json"
+    assert semi_plus.result_path("confirm", 6000, 2).name == "semiplus-confirm-round2-6000.json"
+    # the rule over round 2's candidates only: a better round-1-only candidate is not in the running
+    records = []
+    for c in {*semi_plus.CANDIDATES, *semi_plus.ROUNDS[2].candidates}:
+        val = {"semi+flex": 95.0, "semi+flex_predicted": 91.0}.get(c, 85.0)
+        records += [_record(c, s, seed, val) for s in semi_plus.SETTINGS for seed in range(5)]
+    assert semi_plus.choose(records, 2)["choice"] == "semi+flex_predicted"
+    assert semi_plus.choose(records, 1)["choice"] == "semi+flex"

@@ -18,13 +18,28 @@ from semi.algorithms.flex import FlexConfig
 from semi.distributed import all_gather_cat
 
 
-def learning_effect(selected: Tensor, num_classes: int, warmup: bool, previous: Tensor) -> Tensor:
+def bucket_counts(labels: Tensor, num_classes: int) -> Tensor:
+    """How many entries of `labels` (-1 = none, else a class) fall in each bucket: [none, class 0, ..., class C-1].
+    A scatter-add, not bincount (which reads the largest label back to the host on CUDA)."""
+    counts = torch.zeros(num_classes + 1, dtype=torch.long, device=labels.device)
+    return counts.scatter_add_(0, labels + 1, torch.ones_like(labels))
+
+
+def learning_effect(selected: Tensor, num_classes: int, warmup: bool, previous: Tensor,
+                    predicted: Tensor | None = None) -> Tensor:
     """beta_c = count_c / max(counts) (with warm-up the count of unclaimed images, -1, competes for the max; without,
     only the classes' counts), kept at `previous` while every image of the pool sits in one bucket (FlexMatch:
-    `if max(pseudo_counter.values()) < len(pool)`)."""
-    counts = torch.bincount(selected + 1, minlength=num_classes + 1).to(previous.dtype)
-    top = counts.max() if warmup else counts[1:].max()
-    beta = counts[1:] / top.clamp_min(1)
+    `if max(pseudo_counter.values()) < len(pool)`). With `predicted` (each image's latest predicted class, -1: not
+    seen yet), count_c is first divided by C * p_c / P (p_c images predicted c, P seen), the `predicted`
+    normalisation; a class nobody predicts keeps its raw count."""
+    counts = bucket_counts(selected, num_classes).to(previous.dtype)
+    claimed = counts[1:]
+    if predicted is not None:
+        seen = bucket_counts(predicted, num_classes)[1:].to(previous.dtype)
+        share = num_classes * seen / seen.sum().clamp_min(1)
+        claimed = torch.where(seen > 0, claimed / share.clamp_min(1e-12), claimed)
+    top = torch.maximum(claimed.max(), counts[0]) if warmup else claimed.max()
+    beta = claimed / top.clamp_min(1)
     return torch.where(counts.max() < len(selected), beta, previous)
 
 
@@ -38,9 +53,13 @@ class FlexThresholds(Component):
         self.cfg, self.num_classes = cfg, num_classes
         self.register_buffer("beta", torch.zeros(num_classes))
         self.register_buffer("selected", torch.zeros(0, dtype=torch.long))
+        # each image's latest predicted class (-1: not seen yet), a state only the `predicted` normalisation keeps
+        self.register_buffer("predicted", torch.zeros(0, dtype=torch.long) if cfg.normalize == "predicted" else None)
 
     def setup_data(self, pool_size: int, num_labeled: int) -> None:
         self.selected = torch.full((pool_size,), -1, dtype=torch.long)
+        if self.predicted is not None:
+            self.predicted = torch.full((pool_size,), -1, dtype=torch.long)
 
     def refine(self, pl: PseudoLabels, views: Views, info: StepInfo, logs: dict[str, Tensor]) -> None:
         pl.set_class_thresholds(class_thresholds(pl.threshold, self.beta, self.cfg.mapping))
@@ -52,7 +71,9 @@ class FlexThresholds(Component):
         confident = conf >= pl.threshold
         # rejected images write their current value back: one fixed-shape write, no nonzero (no host sync)
         self.selected[pos] = torch.where(confident, target, self.selected[pos])
-        self.beta.copy_(learning_effect(self.selected, self.num_classes, self.cfg.warmup, self.beta))
+        if self.predicted is not None:
+            self.predicted[pos] = target
+        self.beta.copy_(learning_effect(self.selected, self.num_classes, self.cfg.warmup, self.beta, self.predicted))
 
     def diagnostics(self) -> dict[str, object]:
         return {"flex_learning_effect": [float(v) for v in self.beta]}
