@@ -12,7 +12,7 @@ import torch
 
 from semi.algorithms.base import PseudoLabels, StepInfo
 from semi.algorithms.flex import FlexConfig
-from semi.algorithms.flex.method import FlexThresholds, learning_effect
+from semi.algorithms.flex.method import FlexThresholds, class_thresholds, learning_effect
 from semi.algorithms.registry import build_algorithm
 from semi.config import load_config
 
@@ -114,6 +114,12 @@ def test_predicted_normalisation_tracks_every_image_of_the_batch_and_only_then_k
     cfg = load_config(None, ["algorithm.name=dualhead+semi+flex", "flex.normalize=predicted"])
     algo = build_algorithm(cfg, C, torch.full((C,), 0.25), embed_dim=3, pool_size=POOL)
     assert algo.components[-1].predicted.tolist() == [-1] * POOL
+
+
+def test_mappings_scale_the_threshold_convexly_or_with_a_floor_at_half():
+    beta = torch.tensor([0.0, 0.5, 1.0])
+    torch.testing.assert_close(class_thresholds(0.9, beta, "convex"), torch.tensor([0.0, 0.3, 0.9]))
+    torch.testing.assert_close(class_thresholds(0.9, beta, "linear"), torch.tensor([0.45, 0.675, 0.9]))
 
 
 def test_class_thresholds_judge_each_image_by_its_target_and_the_raw_or_mask():

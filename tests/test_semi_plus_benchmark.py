@@ -69,11 +69,14 @@ def test_round_two_adds_predicted_flex_beside_round_one_choice_and_confirms_on_f
                                                                "semi.prototype_gate=labeled",
                                                                "flex.normalize=predicted"]
     first, second = dict(semi_plus.select_cells(1)), dict(semi_plus.select_cells(2))
-    assert len(second) == 5 * 3 * 5 and {int(c.split("/")[2]) for c in second} == {0, 1, 2, 3, 4}
+    assert semi_plus.overrides("semi+gate+flex_predicted+flex_linear") == [
+        "algorithm.name=dualhead+semi+flex", "semi.prototype_gate=labeled", "flex.normalize=predicted",
+        "flex.mapping=linear"]
+    assert len(second) == 6 * 3 * 5 and {int(c.split("/")[2]) for c in second} == {0, 1, 2, 3, 4}
     shared = set(first) & set(second)  # the round-1 cells round 2 reuses are the same cells
     assert {c.split("/")[1] for c in shared} == {"dualhead", "semi", "semi+gate+flex"}
     assert all(first[c] == second[c] for c in shared)
-    conf = semi_plus.confirm_cells({"choice": "semi+flex_predicted"}, 2)
+    conf = semi_plus.confirm_cells({"choice": "semi+gate+flex_linear"}, 2)
     assert {int(c.split("/")[2]) for c, _ in conf} == set(range(10, 15))
     assert {int(c.split("/")[2]) for c, _ in conf if "acr" in c} == {10, 11, 12}
     assert semi_plus.result_path("select", None, 2).name == "semiplus-select.json"
@@ -81,7 +84,7 @@ def test_round_two_adds_predicted_flex_beside_round_one_choice_and_confirms_on_f
     # the rule over round 2's candidates only: a better round-1-only candidate is not in the running
     records = []
     for c in {*semi_plus.CANDIDATES, *semi_plus.ROUNDS[2].candidates}:
-        val = {"semi+flex": 95.0, "semi+flex_predicted": 91.0}.get(c, 85.0)
+        val = {"semi+flex": 95.0, "semi+gate+flex_linear": 91.0}.get(c, 85.0)
         records += [_record(c, s, seed, val) for s in semi_plus.SETTINGS for seed in range(5)]
-    assert semi_plus.choose(records, 2)["choice"] == "semi+flex_predicted"
+    assert semi_plus.choose(records, 2)["choice"] == "semi+gate+flex_linear"
     assert semi_plus.choose(records, 1)["choice"] == "semi+flex"
