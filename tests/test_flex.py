@@ -90,14 +90,21 @@ def test_predicted_normalisation_measures_confidence_within_each_class_not_its_f
     torch.testing.assert_close(learning_effect(selected, 3, False, prev), torch.tensor([1.0, 1 / 3, 1 / 3]))
     # with warm-up the 5 unclaimed images still compete for the max
     torch.testing.assert_close(learning_effect(selected, 3, True, prev, predicted), torch.tensor([1 / 3, 2 / 9, 2 / 3]))
-    # balanced predictions: FlexMatch's learning effect exactly
-    balanced = torch.tensor([0, 0, 1, 1, 2, 2])
+    # balanced predictions that agree with the claims: FlexMatch's learning effect exactly
+    balanced = torch.tensor([1, 1, 2, 0, 0, 2])
     for warmup in (True, False):
         flex = learning_effect(torch.tensor([-1, -1, -1, 0, 0, 2]), 3, warmup, prev)
         assert torch.equal(learning_effect(torch.tensor([-1, -1, -1, 0, 0, 2]), 3, warmup, prev, balanced), flex)
-    # a class claimed earlier but predicted by no image now keeps its raw count
+    # old claims the model has moved away from do not count: class 2 claimed 4 images but is predicted on 1 of them
+    # (shares 3 x [5, 2, 1] / 8), so it counts 1 / 0.375, not 4 / 0.375 (which would leave class 0 at 0.1)
+    torch.testing.assert_close(learning_effect(torch.tensor([2, 2, 2, 2, 0, 0, -1, -1]), 3, False, prev,
+                                               torch.tensor([2, 0, 0, 0, 0, 0, 1, 1])), torch.tensor([0.4, 0.0, 1.0]))
+    # a class claimed earlier but predicted by no image now counts 0
     torch.testing.assert_close(learning_effect(torch.tensor([2, -1, -1, -1]), 3, False, prev,
-                                               torch.tensor([0, 0, 1, 1])), torch.tensor([0.0, 0.0, 1.0]))
+                                               torch.tensor([0, 0, 1, 1])), torch.tensor([0.0, 0.0, 0.0]))
+    # a largest normalised count below 1 still scales to 1 (1 / 2.25 here)
+    torch.testing.assert_close(learning_effect(torch.tensor([-1, -1, -1, 0]), 3, False, prev,
+                                               torch.tensor([2, 0, 0, 0])), torch.tensor([1.0, 0.0, 0.0]))
 
 
 def test_predicted_normalisation_tracks_every_image_of_the_batch_and_only_then_keeps_state():

@@ -131,8 +131,16 @@ class WindowClock:
         yield
         self.data_seconds += time.perf_counter() - t0
 
+    @contextmanager
+    def paused(self):
+        """Time spent inside (evaluations, checkpoints) is not the window's: step_seconds and train_seconds count
+        data loading and training steps only."""
+        t0 = time.perf_counter()
+        yield
+        self.start += time.perf_counter() - t0
+
     def read(self) -> tuple[float, float]:
-        """(seconds since the window started, of which fetching data)."""
+        """(seconds since the window started, less paused time, of which fetching data)."""
         return time.perf_counter() - self.start, self.data_seconds
 
     def reset(self) -> None:
@@ -302,10 +310,11 @@ class Trainer:
                 stopped = self._stop_agreed(stop.signal, boundary)
                 if boundary or stopped:
                     self._log_window(logger, totals, clock, progress)
-                if cadence.evaluates(self.step):
-                    self.evaluate_and_checkpoint(logger)
-                elif stopped:
-                    self.save_checkpoint()
+                with clock.paused():
+                    if cadence.evaluates(self.step):
+                        self.evaluate_and_checkpoint(logger)
+                    elif stopped:
+                        self.save_checkpoint()
                 if stopped:
                     break
         if progress is not None:

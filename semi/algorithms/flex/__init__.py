@@ -28,10 +28,11 @@ class FlexConfig:
     normalize: Literal["none", "predicted"] = "none"
     """What a class's count of confidently claimed images is measured against. none: FlexMatch's raw counts, which
     under imbalance follow the class prior, so a rare class gets a threshold near 0 however well it is learned.
-    predicted (SeMi+, ours): each count divided by C times the class's share of the pool's latest predictions, so
-    the learning effect measures how much of what the model assigns to a class it assigns confidently, not how
-    common the class is (in the spirit of Adsh, Guo & Li, ICML 2022, which lets the same share of each class's
-    predictions pass); equal to FlexMatch where the predictions are balanced."""
+    predicted (SeMi+, ours): each class counts the images claimed for it that the model still predicts as it,
+    divided by C times the class's share of the pool's latest predictions, so the learning effect measures how
+    much of what the model assigns to a class it has claimed confidently, not how common the class is (in the
+    spirit of Adsh, Guo & Li, ICML 2022, which lets the same share of each class's predictions pass); equal to
+    FlexMatch where the predictions are balanced and agree with the claims."""
 
 
 SPEC = register(MethodSpec(

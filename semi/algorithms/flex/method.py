@@ -30,16 +30,19 @@ def learning_effect(selected: Tensor, num_classes: int, warmup: bool, previous: 
     """beta_c = count_c / max(counts) (with warm-up the count of unclaimed images, -1, competes for the max; without,
     only the classes' counts), kept at `previous` while every image of the pool sits in one bucket (FlexMatch:
     `if max(pseudo_counter.values()) < len(pool)`). With `predicted` (each image's latest predicted class, -1: not
-    seen yet), count_c is first divided by C * p_c / P (p_c images predicted c, P seen), the `predicted`
-    normalisation; a class nobody predicts keeps its raw count."""
+    seen yet), the `predicted` normalisation: count_c counts only the images claimed as c that the model still
+    predicts as c (so it never exceeds p_c, the images predicted c: an old claim cannot inflate a class the model
+    has moved away from), divided by C * p_c / P (P images seen); a class nobody predicts counts 0."""
     counts = bucket_counts(selected, num_classes).to(previous.dtype)
     claimed = counts[1:]
     if predicted is not None:
+        held = bucket_counts(torch.where(selected == predicted, selected, -1), num_classes)[1:].to(previous.dtype)
         seen = bucket_counts(predicted, num_classes)[1:].to(previous.dtype)
         share = num_classes * seen / seen.sum().clamp_min(1)
-        claimed = torch.where(seen > 0, claimed / share.clamp_min(1e-12), claimed)
+        claimed = torch.where(seen > 0, held / share.clamp_min(1e-12), torch.zeros_like(held))
     top = torch.maximum(claimed.max(), counts[0]) if warmup else claimed.max()
-    beta = claimed / top.clamp_min(1)
+    # normalised counts can be fractions: divide by any positive max (raw counts are whole, so >= 1 when positive)
+    beta = torch.where(top > 0, claimed / top.clamp_min(1e-12), torch.zeros_like(claimed))
     return torch.where(counts.max() < len(selected), beta, previous)
 
 
