@@ -29,7 +29,8 @@ the same validation seeds 0-4 (cells both rounds hold are run once); the confirm
 10-12), which no stage of either round ran.
 
 Records: results/semiplus-select[-<budget>].json (both rounds' selection cells),
-results/semiplus-choice[-round2][-<budget>].json, results/semiplus-confirm[-round2][-<budget>].json; runs under
+results/semiplus-choice[-round2][-<budget>].json, results/semiplus-confirm[-round2][-<budget>].json; tables in
+results/semiplus[-round2][-<budget>].md and BENCHMARKS.md's marked blocks; runs under
 benchmarks/runs/<protocol>-semiplus/.
 """
 

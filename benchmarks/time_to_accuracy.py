@@ -7,7 +7,7 @@ speed modes (`train.compile=true`, `train.amp=bf16`, both), on the default run a
 Each run is a fresh `semi train` process (so a compiled mode pays its compilation; inductor's on-disk cache, which a
 second run of the same shapes reuses, is reported by `first_step_seconds`), with the same seed in every mode. Its
 training seconds at each evaluation are summed from its metrics.jsonl (each logging window's mean step time times
-its steps: data loading and the step, not the evaluations). The target is the float32 eager run's final top-1
+its steps: data loading and the steps; the trainer's clock pauses for evaluations and checkpoints). The target is the float32 eager run's final top-1
 minus `--margin` points (its mean over repeats), so a mode that trains as well reaches it; a mode that never does is
 reported as such with its final accuracy. Modes run interleaved within each repeat. Timings are only meaningful on
 a quiet machine. Writes benchmarks/results/time-to-accuracy-<device>.json and a Markdown table next to it.
@@ -82,7 +82,7 @@ def summarise(runs: list[dict], margin: float) -> list[dict]:
             raise SystemExit(f"{workload}: the float32 mode is the reference and must run")
         target = statistics.mean(reference) - margin
         base = None
-        for mode in dict.fromkeys(r["mode"] for r in runs if r["workload"] == workload):
+        for mode in dict.fromkeys(["float32", *(r["mode"] for r in runs if r["workload"] == workload)]):
             rs = [r for r in runs if r["workload"] == workload and r["mode"] == mode]
             reached = [seconds_to_accuracy(r["train_rows"], r["evaluations"], target) for r in rs]
             seconds = [s for s, _ in reached if s is not None]
@@ -104,7 +104,8 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| workload | mode | target top-1 | reached | s to target | x float32 | train s | first step s | "
              "final top-1 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        to = f"{r['seconds_to_target']:.1f}" if r["seconds_to_target"] is not None else "never"
+        to = (f"{r['seconds_to_target']:.1f}" if r["seconds_to_target"] is not None
+              else "never" if r["reached"] == 0 else "-")  # some repeats only: no median of a partial set
         speed = f"{r['speedup_to_target']:.2f}" if r["speedup_to_target"] else "-"
         lines.append(f"| {r['workload']} | {r['mode']} | {r['target_top1']:.1f} | {r['reached']}/{r['runs']} | "
                      f"{to} | {speed} | {r['train_seconds']:.1f} | {r['first_step_seconds']:.1f} | "
