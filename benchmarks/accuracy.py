@@ -316,8 +316,10 @@ def recipe_free(overrides: list[str], extra: list[str]) -> list[str]:
 def rarest_class_trace(run_dir: Path) -> dict | None:
     """How a run's rarest labeled class (fewest labeled images; ties: the last) fared at each evaluation, from the
     run's results.json and metrics.jsonl: its test accuracy (None in logs without `per_class_accuracy`), the
-    pseudo-labels accepted for it since the previous evaluation and their precision, and its memory-bank row's
-    fill and capacity (methods without a bank: None). None without the files."""
+    pseudo-labels accepted for it since the previous evaluation and their precision, its memory-bank row's fill
+    and capacity, and how many accepted labels SeMi's prototype blend has moved into it since the start and how
+    many of those were right (methods without a bank or prototypes, or logs from before: None). None without the
+    files."""
     results, metrics = run_dir / "results.json", run_dir / "metrics.jsonl"
     if not (results.exists() and metrics.exists()):
         return None
@@ -334,7 +336,8 @@ def rarest_class_trace(run_dir: Path) -> dict | None:
     _, rows = read_metrics_jsonl(metrics, [])  # by step, the last line of a step winning, torn lines skipped
     evaluations = [{"step": r["step"], "test_accuracy": at(r, "per_class_accuracy"),
                     "accepted": at(r, "pseudo_label_counts"), "precision": at(r, "pseudo_label_precision"),
-                    "bank_fill": at(r, "bank_fill")} for r in rows]
+                    "bank_fill": at(r, "bank_fill"), "moved_in": at(r, "blend_moved_into"),
+                    "moved_in_right": at(r, "blend_moved_into_right")} for r in rows]
     has_bank = any(e["bank_fill"] is not None for e in evaluations)
     return {"class": k, "labeled": counts[k],
             "bank_size": res["config"].get("semi", {}).get("bank_size") if has_bank else None,

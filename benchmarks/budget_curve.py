@@ -176,13 +176,17 @@ def sustained_from(trace: dict, test: Callable[[dict, int], bool]) -> int | None
 
 def trace_summary(trace: dict) -> dict:
     """When the rarest class got its first accepted pseudo-label, filled its bank row, and took off (None: never);
-    what the last evaluation window accepted of it, and their precision."""
+    what the last evaluation window accepted of it, and their precision; how many accepted labels the prototype
+    blend had moved into it, and how many right, by the take-off (or the end without one; None: not traced)."""
     size = trace.get("bank_size")
-    last = trace["evaluations"][-1] if trace["evaluations"] else {}
+    evaluations = trace["evaluations"]
+    last = evaluations[-1] if evaluations else {}
+    take_off = sustained_from(trace, lambda e, window: (e["accepted"] or 0) >= TAKE_OFF_PER_STEP * window)
+    until = next((e for e in evaluations if e["step"] == take_off), last)
     return {"first": first_step(trace, lambda e: (e["accepted"] or 0) > 0),
             "bank_full": None if size is None else first_step(trace, lambda e: (e["bank_fill"] or 0) >= size),
-            "take_off": sustained_from(trace, lambda e, window: (e["accepted"] or 0) >= TAKE_OFF_PER_STEP * window),
-            "accepted": last.get("accepted"), "precision": last.get("precision")}
+            "take_off": take_off, "accepted": last.get("accepted"), "precision": last.get("precision"),
+            "moved_in": until.get("moved_in"), "moved_in_right": until.get("moved_in_right")}
 
 
 def _median_step(steps: list[int | None]) -> str:
@@ -201,6 +205,16 @@ def _last_window(summaries: list[dict]) -> str:
     total = sum(a for a, _ in pooled)
     precision = f" at {100 * sum(a * q for a, q in pooled) / total:.0f}%" if total else ""
     return f"{statistics.mean(accepted):,.0f}{precision}"
+
+
+def _moved_in(summaries: list[dict]) -> str:
+    """Mean labels the blend moved into the class per run by take-off (or the end), and the pooled share right."""
+    traced = [x for x in summaries if x.get("moved_in") is not None]
+    if not traced:
+        return "-"
+    moved = sum(x["moved_in"] for x in traced)
+    right = f" at {100 * sum(x['moved_in_right'] or 0 for x in traced) / moved:.0f}%" if moved else ""
+    return f"{moved / len(traced):,.0f}{right}"
 
 
 def rarest_markdown(by_budget: dict[int, list[dict]]) -> str:
@@ -222,16 +236,19 @@ def rarest_markdown(by_budget: dict[int, list[dict]]) -> str:
                         f"| {budget:,} | {setting} | {method} | {'yes' if learned else 'no'} | {len(group)} | "
                         f"{_median_step([x['first'] for x in sums])} | "
                         f"{_median_step([x['bank_full'] for x in sums]) if banked else '-'} | "
-                        f"{_median_step([x['take_off'] for x in sums])} | {_last_window(sums)} |")
+                        f"{_median_step([x['take_off'] for x in sums])} | {_last_window(sums)} | "
+                        f"{_moved_in(sums)} |")
     if not lines:
         return ""
     return "\n".join([
         f"How the rarest class is learned, from each run's trace (runs that learn it, > {LEARNED:.0f}% test accuracy, "
         "against runs that do not; steps: the median over the runs that got there, which may fall between two "
         "evaluations, and k/n; take-off: the first evaluation from which every window accepts at least one of its "
-        "pseudo-labels per 3 steps; last window: mean accepted per run, pooled precision):", "",
-        "| steps | setting | method | learned | runs | first accepted | bank row full | take-off | last window |",
-        "|---:|---|---|---|---:|---:|---:|---:|---:|", *lines])
+        "pseudo-labels per 3 steps; last window: mean accepted per run, pooled precision; moved in: accepted labels "
+        "SeMi's prototype blend changed into the class by the take-off, or the end without one, mean per run and "
+        "pooled share right):", "",
+        "| steps | setting | method | learned | runs | first accepted | bank row full | take-off | last window | "
+        "moved in |", "|---:|---|---|---|---:|---:|---:|---:|---:|---:|", *lines])
 
 
 def backfill(runs_dir: Path, protocol: str) -> int:

@@ -7,10 +7,11 @@ speed modes (`train.compile=true`, `train.amp=bf16`, both), on the default run a
 Each run is a fresh `semi train` process (so a compiled mode pays its compilation; inductor's on-disk cache, which a
 second run of the same shapes reuses, is reported by `first_step_seconds`), with the same seed in every mode. Its
 training seconds at each evaluation are summed from its metrics.jsonl (each logging window's mean step time times
-its steps: data loading and the steps; the trainer's clock pauses for evaluations and checkpoints). The target is the float32 eager run's final top-1
-minus `--margin` points (its mean over repeats), so a mode that trains as well reaches it; a mode that never does is
-reported as such with its final accuracy. Modes run interleaved within each repeat. Timings are only meaningful on
-a quiet machine. Writes benchmarks/results/time-to-accuracy-<device>.json and a Markdown table next to it.
+its steps: data loading and the steps; the trainer's clock pauses for evaluations and checkpoints). The target is
+the float32 eager run's final top-1 minus `--margin` points (its mean over repeats), so a mode that trains as well
+reaches it; a mode that never does is reported as such with its final accuracy. Modes run interleaved within each
+repeat. Timings are only meaningful on a quiet machine. Writes benchmarks/results/time-to-accuracy-<device>.json and
+a Markdown table next to it.
 """
 
 from __future__ import annotations

@@ -99,15 +99,20 @@ def _write_run(folder: Path, top1: float, evals: list[dict], labeled=(150, 20, 1
 
 EVALS = [  # class 3 is the rarest (ties with class 2 go to the last); NaN precision: nothing accepted
     {"step": 100, "per_class_accuracy": [99, 90, 5, 1], "pseudo_label_counts": [50, 9, 0, 0],
-     "pseudo_label_precision": [0.9, 0.8, float("nan"), float("nan")], "bank_fill": [128, 40, 0, 0]},
+     "pseudo_label_precision": [0.9, 0.8, float("nan"), float("nan")], "bank_fill": [128, 40, 0, 0],
+     "blend_moved_into": [0, 0, 0, 0], "blend_moved_into_right": [0, 0, 0, 0]},
     {"step": 200, "per_class_accuracy": [99, 90, 5, 2], "pseudo_label_counts": [50, 9, 0, 150],
-     "pseudo_label_precision": [0.9, 0.8, float("nan"), 0.1], "bank_fill": [128, 90, 0, 7]},
+     "pseudo_label_precision": [0.9, 0.8, float("nan"), 0.1], "bank_fill": [128, 90, 0, 7],
+     "blend_moved_into": [5, 1, 0, 9], "blend_moved_into_right": [4, 1, 0, 0]},
     {"step": 200, "per_class_accuracy": [99, 90, 5, 3], "pseudo_label_counts": [50, 9, 0, 4],
-     "pseudo_label_precision": [0.9, 0.8, float("nan"), 0.5], "bank_fill": [128, 90, 0, 60]},
+     "pseudo_label_precision": [0.9, 0.8, float("nan"), 0.5], "bank_fill": [128, 90, 0, 60],
+     "blend_moved_into": [5, 1, 0, 2], "blend_moved_into_right": [4, 1, 0, 1]},
     {"step": 300, "per_class_accuracy": [99, 90, 5, 40], "pseudo_label_counts": [50, 9, 1, 120],
-     "pseudo_label_precision": [0.9, 0.8, 1.0, 0.75], "bank_fill": [128, 128, 3, 128]},
+     "pseudo_label_precision": [0.9, 0.8, 1.0, 0.75], "bank_fill": [128, 128, 3, 128],
+     "blend_moved_into": [9, 2, 0, 12], "blend_moved_into_right": [7, 1, 0, 9]},
     {"step": 400, "per_class_accuracy": [99, 90, 5, 80], "pseudo_label_counts": [50, 9, 1, 300],
-     "pseudo_label_precision": [0.9, 0.8, 1.0, 0.9], "bank_fill": [128, 128, 3, 128]},
+     "pseudo_label_precision": [0.9, 0.8, 1.0, 0.9], "bank_fill": [128, 128, 3, 128],
+     "blend_moved_into": [9, 2, 0, 20], "blend_moved_into_right": [7, 1, 0, 15]},
 ]
 
 
@@ -117,14 +122,20 @@ def test_rarest_class_trace_follows_the_class_with_fewest_labels_through_the_eva
     trace = rarest_class_trace(_write_run(tmp_path / "run", 90.0, EVALS))
     assert trace["class"] == 3 and trace["labeled"] == 1 and trace["bank_size"] == 128
     assert trace["evaluations"] == [
-        {"step": 100, "test_accuracy": 1, "accepted": 0, "precision": None, "bank_fill": 0},
-        {"step": 200, "test_accuracy": 3, "accepted": 4, "precision": 0.5, "bank_fill": 60},
-        {"step": 300, "test_accuracy": 40, "accepted": 120, "precision": 0.75, "bank_fill": 128},
-        {"step": 400, "test_accuracy": 80, "accepted": 300, "precision": 0.9, "bank_fill": 128}]
-    # a method without a bank, an evaluation logged before per-class accuracy was: None, and no bank size
-    bare = [{k: v for k, v in e.items() if k not in ("bank_fill", "per_class_accuracy")} for e in EVALS]
+        {"step": 100, "test_accuracy": 1, "accepted": 0, "precision": None, "bank_fill": 0, "moved_in": 0,
+         "moved_in_right": 0},
+        {"step": 200, "test_accuracy": 3, "accepted": 4, "precision": 0.5, "bank_fill": 60, "moved_in": 2,
+         "moved_in_right": 1},
+        {"step": 300, "test_accuracy": 40, "accepted": 120, "precision": 0.75, "bank_fill": 128, "moved_in": 12,
+         "moved_in_right": 9},
+        {"step": 400, "test_accuracy": 80, "accepted": 300, "precision": 0.9, "bank_fill": 128, "moved_in": 20,
+         "moved_in_right": 15}]
+    # a method without a bank or prototypes, an evaluation logged before per-class accuracy was: None, no bank size
+    bare = [{k: v for k, v in e.items() if k not in ("bank_fill", "per_class_accuracy", "blend_moved_into",
+                                                     "blend_moved_into_right")} for e in EVALS]
     trace = rarest_class_trace(_write_run(tmp_path / "bare", 90.0, bare))
     assert trace["bank_size"] is None and trace["evaluations"][0]["test_accuracy"] is None
+    assert trace["evaluations"][-1]["moved_in"] is None
     assert rarest_class_trace(tmp_path / "missing") is None
 
 
@@ -135,8 +146,9 @@ def test_rarest_class_summary_first_bank_full_and_sustained_take_off(tmp_path):
     trace = rarest_class_trace(_write_run(tmp_path / "run", 90.0, EVALS))
     # first accepted at 200; bank row full (128) at 300; from 300 on every 100-step window accepts >= 100 / 3 (the
     # first line's 150 at 200 was replaced by 4, so 200 does not count)
+    # the blend had moved 12 labels into the class by the take-off, 9 of them right
     assert trace_summary(trace) == {"first": 200, "bank_full": 300, "take_off": 300, "accepted": 300,
-                                    "precision": 0.9}
+                                    "precision": 0.9, "moved_in": 12, "moved_in_right": 9}
 
     def take_off(accepted, steps=(100, 200, 300, 400)):
         ev = [{**e, "step": s, "accepted": a} for e, s, a in zip(trace["evaluations"], steps, accepted)]
@@ -172,7 +184,7 @@ def test_backfill_takes_a_trace_only_from_the_records_own_run(tmp_path, monkeypa
     got = json.loads(path.read_text())["records"]
     assert [r.get("rarest_class") is not None for r in got] == [True, True, False, False]
     text = budget_curve.rarest_markdown(budget_curve.load_budget_records("mnist"))
-    assert "| 6,000 | uniform | semi | yes | 2 | 200 (2/2) | 300 (2/2) | 300 (2/2) | 300 at 90% |" in text
+    assert "| 6,000 | uniform | semi | yes | 2 | 200 (2/2) | 300 (2/2) | 300 (2/2) | 300 at 90% | 12 at 75% |" in text
     assert budget_curve.backfill(runs, "mnist") == 0  # records that have a trace keep it
     figures = budget_curve.rarest_figures({2000: recs, **budget_curve.load_budget_records("mnist")}, "mnist")
     assert figures == [tmp_path / "results" / "budget-mnist-rarest-6000.png"]  # no traces at 2,000: no figure

@@ -72,3 +72,24 @@ def test_blend_effect_diagnostics_count_changed_labels_and_those_made_right():
     proto.observe(pl, None, {"u_y": torch.tensor([0, 1])}, info, logs)
     assert logs["blend_change_hits"] == 1 and logs["blend_change_total"] == 2  # one of two accepted labels changed
     assert logs["blend_fix_hits"] == 1 and logs["blend_fix_total"] == 1  # and it became right
+    # per class, since the start: one label moved into class 0, right; none into class 1; every accepted label counted
+    assert proto.moved_into.tolist() == [[1.0, 0.0], [1.0, 0.0]]
+    assert proto.pl_counts.tolist() == [1.0, 1.0]
+    assert proto.diagnostics()["blend_moved_into"] == [1.0, 0.0]
+    # a second step: the blend moves image 1 into class 0 wrongly (its hidden label is 1); image 0 is not accepted
+    pl = PseudoLabels(torch.tensor([[0.45, 0.55], [0.45, 0.55]]), torch.tensor([[0.45, 0.55], [0.45, 0.55]]), 0.0)
+    proto.refine(pl, _views(z_u, torch.tensor([[0.0, 1.0], [1.0, 0.0]])), info, {})
+    assert pl.target.tolist() == [1, 0]
+    pl.mask = torch.tensor([False, True])
+    proto.observe(pl, None, {"u_y": torch.tensor([1, 1])}, info, {})
+    assert proto.moved_into.tolist() == [[2.0, 0.0], [1.0, 0.0]]
+    assert proto.pl_counts.tolist() == [2.0, 1.0]
+
+
+def test_checkpoints_without_the_blend_counts_load_with_them_at_zero():
+    _, _, proto = _parts("none")
+    state = proto.state_dict()
+    del state["moved_into"]
+    proto.moved_into.fill_(5.0)
+    proto.load_state_dict(state)
+    assert proto.moved_into.tolist() == [[0.0, 0.0], [0.0, 0.0]]

@@ -84,10 +84,19 @@ class PrototypeComponent(SemiThreshold, Component):
         """Masked pseudo-labels counted so far, per class."""
         self.register_buffer("class_weight", torch.ones(num_classes))
         """w_k: share of class k among the counted pseudo-labels, refreshed once per epoch (1 before)."""
+        self.register_buffer("moved_into", torch.zeros(2, num_classes))
+        """Diagnostics, counted since the start: per class k, accepted images with a known hidden label whose label
+        the blend changed into k, and how many of those are right (which classes the prototypes feed)."""
         self._sibling: tuple[MemoryBankComponent, ...] = ()  # a tuple: not registered, saved once (by the bank)
         if cfg.prototype_gate == "labeled":  # registered only when on: checkpoints without the gate keep loading
             self.register_buffer("labeled_acc", torch.zeros(num_classes))
             """Per class, an EMA of how often the prototypes label that class's labeled images right."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints from before the `moved_into` diagnostics load with the counts at 0 (as BatchNorm does for
+        # num_batches_tracked): they are diagnostics, training never reads them
+        state_dict.setdefault(prefix + "moved_into", torch.zeros_like(self.moved_into))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def bank(self) -> MemoryBankComponent:
@@ -129,10 +138,7 @@ class PrototypeComponent(SemiThreshold, Component):
     @torch.no_grad()
     def observe(self, pl: PseudoLabels, views: Views, batch: dict[str, Tensor], info: StepInfo,
                 logs: dict[str, Tensor]) -> None:
-        if world_size() > 1:  # every rank's pseudo-labels count
-            self.pl_counts += all_reduce_sum(torch.zeros_like(self.pl_counts).index_add_(0, pl.target, pl.mask_float()))
-        else:
-            self.pl_counts.index_add_(0, pl.target, pl.mask_float())
+        counts = [pl.mask_float()]
         if self.active(info):  # accuracy on masked images with a known hidden label: prototypes, classifier, blend
             proto, classifier = pl.notes["prototype_targets"]
             truth = batch["u_y"]
@@ -143,6 +149,15 @@ class PrototypeComponent(SemiThreshold, Component):
             changed = pl.target != classifier
             log_hits(logs, "blend_change", changed, known)
             log_hits(logs, "blend_fix", pl.target == truth, changed * known)
+            moved = changed * known
+            counts += [moved, moved * (pl.target == truth)]
+        # per class: masked pseudo-labels, and (once active) labels the blend moved into it and those right
+        step = torch.zeros(len(counts), len(self.pl_counts), device=self.pl_counts.device)
+        step.index_add_(1, pl.target, torch.stack(counts))
+        all_reduce_sum(step)  # every rank's images count (one collective per step; nothing in one process)
+        self.pl_counts += step[0]
+        if len(counts) > 1:
+            self.moved_into += step[1:]
         if self.cfg.prototype_gate == "labeled":
             self.update_labeled_accuracy(views.labeled.embedding.detach(), batch["y_l"])
 
@@ -161,7 +176,9 @@ class PrototypeComponent(SemiThreshold, Component):
         self.labeled_acc.copy_(torch.where(stats[1] > 0, m * self.labeled_acc + (1 - m) * acc, self.labeled_acc))
 
     def diagnostics(self) -> dict[str, object]:
-        out: dict[str, object] = {"proto_class_weight": [float(v) for v in self.class_weight]}
+        out: dict[str, object] = {"proto_class_weight": [float(v) for v in self.class_weight],
+                                  "blend_moved_into": [float(v) for v in self.moved_into[0]],
+                                  "blend_moved_into_right": [float(v) for v in self.moved_into[1]]}
         if self.cfg.prototype_gate == "labeled":
             out["proto_labeled_acc"] = [float(v) for v in self.labeled_acc]
         return out
