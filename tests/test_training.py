@@ -141,3 +141,28 @@ def test_fp16_on_cpu_falls_back_to_float32(capsys):
 
     assert amp_dtype("fp16", torch.device("cpu")) is None and "needs CUDA" in capsys.readouterr().err
     assert amp_dtype("bf16", torch.device("cpu")) is torch.bfloat16 and amp_dtype("none", torch.device("cpu")) is None
+
+
+def test_training_seconds_leave_out_evaluations_and_checkpoints(tiny_config, monkeypatch):
+    """The window clock pauses while the trainer evaluates and checkpoints: a slow evaluation (1 s, at steps 6 and
+    12) shows neither in the next log window's step_seconds (steps 7-8) nor in train_seconds."""
+    import json
+    import time
+
+    from semi.engine.trainer import Trainer
+
+    trainer = Trainer(tiny_config(**{"algorithm.name": "fixmatch"}))
+    evaluate = trainer.evaluate_and_checkpoint
+
+    def slow(logger):
+        time.sleep(1.0)
+        return evaluate(logger)
+
+    monkeypatch.setattr(trainer, "evaluate_and_checkpoint", slow)
+    results = trainer.fit()
+    rows = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    after_eval = next(r for r in rows if r["kind"] == "train" and r["step"] == 8)
+    assert after_eval["step_seconds"] < 0.25  # 1 s over its 2 steps would be 0.5
+    # train_seconds is the windows' time and nothing else (each row: its window's mean step time x its 2 steps)
+    windows = sum(2 * r["step_seconds"] for r in rows if r["kind"] == "train")
+    assert results["train_seconds"] == pytest.approx(windows, rel=1e-6)
