@@ -138,7 +138,20 @@ ABLATIONS = {
     "dualhead+threshold_0.7": ["algorithm.name=dualhead", "algorithm.threshold=0.7"],
     # Not a removal: SeMi with OHEML's weights rescaled to mean 1 over the accepted images (ours, section 4's fix).
     "semi+oheml_normalize": ["algorithm.name=semi", "semi.oheml_normalize=true"],
+    # SeMi on ACR at ACR's own threshold: is SeMi's lower threshold what costs ACR+SeMi its accuracy?
+    "acr+semi-threshold_0.95": ["algorithm.name=acr+semi", "semi.threshold=0.95"],
 }
+
+
+def ablation_references(variant: str) -> tuple[str, ...]:
+    """What an ablation cell is compared with: the method it changes (`semi-*`: SeMi; `acr+semi-*`: ACR+SeMi, and
+    ACR itself), else the dual-head base (`dualhead+*`: a part added; `semi+oheml_normalize`: does the fix beat
+    the base?)."""
+    if variant.startswith("semi-"):
+        return ("semi",)
+    if variant.startswith("acr+semi-"):
+        return ("acr+semi", "acr")
+    return ("dualhead",)
 VARIANTS: dict[str, list[str]] = {}
 """Method variants run once per setting when a protocol asks for them (kept for older protocols' records)."""
 
@@ -447,9 +460,7 @@ def markdown(records: list[dict]) -> str:
                              f" | {_fmt([x['head_accuracy'] for x in b])} | {_fmt([x['medium_accuracy'] for x in b])}"
                              f" | {_fmt([x['tail_accuracy'] for x in b])} | | | |")
         lines.append("")
-        # The ablation against what it changes: SeMi for `semi-*` (a part removed, a threshold), its base for the
-        # rest (`dualhead+*`: a part added; `semi+oheml_normalize`: does the fix beat the base?).
-        ablation = [(v, "semi" if v.startswith("semi-") else "dualhead") for v in ABLATIONS]
+        ablation = [(v, ref) for v in ABLATIONS for ref in ablation_references(v)]
         pairs = [(a, b) for a, b in (*PAIRS, *ablation) if a in methods and b in methods]
         sup_bal = _by_seed(records, setting, "supervised", lambda r: r["balanced_head"]["top1"])
         if pairs or sup_bal:
@@ -589,7 +600,8 @@ def figures(records: list[dict], protocol: str) -> list[Path]:
                            f"{protocol}: final EMA test accuracy per method (mean ± std over seeds)")
     plot_per_class(main, out[1], setting="reversed", methods=("fixmatch", "dualhead", "acr", "semi"))
     ablated = {r["setting"] for r in extra}  # the settings the ablation ran on (a budget plan may pick them)
-    base = [r for r in main if r["method"] in ("dualhead", "semi") and r["setting"] in ablated]
+    references = {ref for r in extra if r["method"] in ABLATIONS for ref in ablation_references(r["method"])}
+    base = [r for r in main if r["method"] in references | {"dualhead", "semi"} and r["setting"] in ablated]
     if extra:
         plot_method_comparison(base + extra, out[2], metrics,
                                f"{protocol}: SeMi ablation (each part removed; each part alone on the dual-head base;"

@@ -223,3 +223,25 @@ def test_a_cells_record_keeps_its_rarest_class_trace(tmp_path, monkeypatch):
                                tmp_path)
     assert record["cell"] == "uniform/semi/0" and record["budget"] == 6000 and record["val_top1"] == 88.0
     assert record["rarest_class"]["class"] == 3 and len(record["rarest_class"]["evaluations"]) == 4
+
+
+def test_acr_threshold_ablation_is_paired_with_acr_semi_and_acr():
+    from accuracy import ABLATIONS, ablation_references, markdown
+
+    assert ablation_references("acr+semi-threshold_0.95") == ("acr+semi", "acr")
+    assert ablation_references("semi-no_bank") == ("semi",)
+    assert ablation_references("dualhead+threshold_0.7") == ("dualhead",)
+    assert ABLATIONS["acr+semi-threshold_0.95"] == ["algorithm.name=acr+semi", "semi.threshold=0.95"]
+    mnist = dict(cells(PROTOCOLS["mnist"]))
+    assert mnist["consistent/acr+semi-threshold_0.95/2"] == ABLATIONS["acr+semi-threshold_0.95"]
+
+    def rec(seed, method, top1):
+        return {"setting": "consistent", "method": method, "seed": seed, "top1": top1, "head_accuracy": 0.0,
+                "medium_accuracy": 0.0, "tail_accuracy": 0.0, "wall_seconds": 1.0}
+
+    records = [rec(s, m, v) for s, row in enumerate([(89.0, 75.0, 88.0), (87.0, 69.0, 88.0)])
+               for m, v in zip(("acr", "acr+semi", "acr+semi-threshold_0.95"), row)]
+    text = markdown(records)
+    # differences 13, 19 against ACR+SeMi and -1, +1 against ACR: mean [t-interval over 2 seeds]
+    assert "| acr+semi-threshold_0.95 - acr+semi | 2 | +16.0 [-22.1, +54.1] | +13.0 |" in text
+    assert "| acr+semi-threshold_0.95 - acr | 2 | +0.0 [-12.7, +12.7] | -1.0 |" in text
