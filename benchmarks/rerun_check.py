@@ -1,0 +1,107 @@
+"""Rerun one recorded accuracy cell from its record's command and say where it lands against the seed spread.
+
+    python benchmarks/rerun_check.py --protocol mnist --budget 20000 --cell consistent/semi/0
+
+Reads the cell's record from `results/accuracy-<protocol>[-<budget>].json`, trains again with the record's own
+overrides (only `train.out_dir` changes: a fresh folder under `runs/rerun-check/`), and compares the new final top-1
+with the record's and with the spread of the same method and setting over the recorded seeds (min to max). The
+check is written to `results/rerun-check.json` (one entry per protocol and cell, replaced on a new check). With the
+record's commit and thread count the rerun should be bit-identical (training is deterministic); on another commit
+it should still land within the seed spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+from accuracy import PROTOCOLS, load_records, with_budget  # noqa: E402
+
+
+def rerun_overrides(record: dict, out_dir: Path) -> list[str]:
+    """The record's overrides with its run folder replaced (everything else, seed and threads included, kept)."""
+    kept = [o for o in record["overrides"] if not o.startswith("train.out_dir=")]
+    return [*kept, f"train.out_dir={out_dir}"]
+
+
+def seed_spread(records: list[dict], setting: str, method: str) -> dict:
+    """Final top-1 of one method and setting over its recorded seeds: n, min, max, mean and sd (sd 0 for one)."""
+    values = [r["top1"] for r in records if r["setting"] == setting and r["method"] == method]
+    if not values:
+        raise SystemExit(f"no records of {method} on {setting}")
+    return {"n": len(values), "min": min(values), "max": max(values), "mean": statistics.mean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def verdict(record_top1: float, rerun_top1: float, spread: dict) -> dict:
+    """Where the rerun lands: identical to the record, within the seed spread (min..max), and the difference."""
+    return {"identical": rerun_top1 == record_top1, "within_spread": spread["min"] <= rerun_top1 <= spread["max"],
+            "difference": rerun_top1 - record_top1}
+
+
+def check(protocol_name: str, budget: int | None, cell: str, runs_dir: Path,
+          results_dir: Path = ROOT / "results") -> dict:
+    """Rerun `cell` of the protocol (at `budget`) from its record in `results_dir`; the check's entry."""
+    protocol = with_budget(PROTOCOLS[protocol_name], budget)
+    records = load_records(results_dir / f"accuracy-{protocol.name}.json")
+    record = next((r for r in records if r["cell"] == cell), None)
+    if record is None:
+        raise SystemExit(f"no record of {cell} in accuracy-{protocol.name}.json")
+    out_dir = runs_dir / "rerun-check" / protocol.name / cell.replace("/", "_")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    args = rerun_overrides(record, out_dir)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "semi", "train", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"rerun of {cell} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    results = json.loads((out_dir / "results.json").read_text())
+    rerun_top1 = results["metrics"]["top1"]
+    spread = seed_spread(records, record["setting"], record["method"])
+    return {"protocol": protocol.name, "cell": cell, "record_top1": record["top1"], "rerun_top1": rerun_top1,
+            "record_commit": record.get("git_commit"), "rerun_commit": results["environment"]["git_commit"],
+            "seed_spread": spread, **verdict(record["top1"], rerun_top1, spread),
+            "wall_seconds": time.time() - t0, "command": ["python", "-m", "semi", "train", *args],
+            "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def save(path: Path, entry: dict) -> None:
+    entries = json.loads(path.read_text()) if path.exists() else []
+    entries = [e for e in entries if (e["protocol"], e["cell"]) != (entry["protocol"], entry["cell"])] + [entry]
+    path.write_text(json.dumps(entries, indent=1) + "\n")
+
+
+def describe(entry: dict) -> str:
+    s = entry["seed_spread"]
+    where = "identical to the record" if entry["identical"] else (
+        "within the seed spread" if entry["within_spread"] else "OUTSIDE the seed spread")
+    same = "the record's commit" if entry["rerun_commit"] == entry["record_commit"] else "another commit"
+    return (f"{entry['protocol']} {entry['cell']}: recorded {entry['record_top1']:.2f}, "
+            f"rerun {entry['rerun_top1']:.2f} ({entry['difference']:+.2f}, on {same}); "
+            f"seeds {s['min']:.2f}-{s['max']:.2f} (n {s['n']}, mean "
+            f"{s['mean']:.2f} ± {s['sd']:.2f}): {where}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="mnist")
+    p.add_argument("--budget", type=int, default=None)
+    p.add_argument("--cell", required=True, help="setting/method/seed, as recorded")
+    p.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
+    p.add_argument("--out", type=Path, default=ROOT / "results" / "rerun-check.json")
+    args = p.parse_args()
+    entry = check(args.protocol, args.budget, args.cell, args.runs_dir)
+    save(args.out, entry)
+    print(describe(entry))
+
+
+if __name__ == "__main__":
+    main()

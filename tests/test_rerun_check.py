@@ -1,0 +1,59 @@
+"""benchmarks/rerun_check.py: a recorded accuracy cell rerun from its record's own command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import rerun_check  # noqa: E402
+
+
+def _rec(seed: int, top1: float, method: str = "semi", setting: str = "consistent") -> dict:
+    return {"setting": setting, "method": method, "seed": seed, "top1": top1, "cell": f"{setting}/{method}/{seed}"}
+
+
+def test_rerun_keeps_every_override_but_the_run_folder(tmp_path):
+    record = {"overrides": ["data.name=mnist", "train.seed=3", "train.out_dir=/old/place", "train.threads=1"]}
+    assert rerun_check.rerun_overrides(record, tmp_path / "new") == [
+        "data.name=mnist", "train.seed=3", "train.threads=1", f"train.out_dir={tmp_path / 'new'}"]
+
+
+def test_seed_spread_and_verdict():
+    records = [_rec(0, 80.0), _rec(1, 84.0), _rec(2, 82.0), _rec(0, 99.0, "dualhead"), _rec(0, 10.0, "semi", "uniform")]
+    spread = rerun_check.seed_spread(records, "consistent", "semi")
+    assert spread == {"n": 3, "min": 80.0, "max": 84.0, "mean": 82.0, "sd": 2.0}
+    assert rerun_check.verdict(82.0, 82.0, spread) == {"identical": True, "within_spread": True, "difference": 0.0}
+    assert rerun_check.verdict(82.0, 79.5, spread) == {"identical": False, "within_spread": False, "difference": -2.5}
+    assert rerun_check.verdict(82.0, 84.0, spread)["within_spread"]  # the spread's ends are inside
+    with pytest.raises(SystemExit):
+        rerun_check.seed_spread(records, "reversed", "semi")
+
+
+def test_save_replaces_the_same_cell_and_keeps_others(tmp_path):
+    path = tmp_path / "rerun-check.json"
+    rerun_check.save(path, {"protocol": "mnist-20000", "cell": "consistent/semi/0", "rerun_top1": 1.0})
+    rerun_check.save(path, {"protocol": "mnist", "cell": "consistent/semi/0", "rerun_top1": 2.0})
+    rerun_check.save(path, {"protocol": "mnist-20000", "cell": "consistent/semi/0", "rerun_top1": 3.0})
+    assert [(e["protocol"], e["rerun_top1"]) for e in json.loads(path.read_text())] == [("mnist", 2.0),
+                                                                                        ("mnist-20000", 3.0)]
+
+
+def test_a_recorded_cell_reruns_bit_identically(tmp_path):
+    """A quick-protocol cell recorded by the accuracy benchmark, rerun from its record: the same final top-1."""
+    import accuracy
+
+    protocol = accuracy.PROTOCOLS["quick"]
+    cell = "consistent/fixmatch/0"
+    record = accuracy.run_cell(protocol, cell, accuracy.method_overrides("fixmatch"), tmp_path / "runs", threads=1)
+    accuracy.save_records(tmp_path / "results" / "accuracy-quick.json", protocol,
+                          [record, {**_rec(1, record["top1"] - 5.0, "fixmatch"), "cell": "consistent/fixmatch/1"}])
+    entry = rerun_check.check("quick", None, cell, tmp_path / "runs", tmp_path / "results")
+    assert entry["identical"] and entry["within_spread"] and entry["difference"] == 0.0
+    assert entry["record_commit"] == entry["rerun_commit"]
+    assert entry["seed_spread"]["n"] == 2
+    assert (tmp_path / "runs" / "rerun-check" / "quick" / "consistent_fixmatch_0" / "results.json").exists()
+    assert "identical to the record" in rerun_check.describe(entry)
