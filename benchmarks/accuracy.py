@@ -138,8 +138,11 @@ ABLATIONS = {
     "dualhead+threshold_0.7": ["algorithm.name=dualhead", "algorithm.threshold=0.7"],
     # Not a removal: SeMi with OHEML's weights rescaled to mean 1 over the accepted images (ours, section 4's fix).
     "semi+oheml_normalize": ["algorithm.name=semi", "semi.oheml_normalize=true"],
-    # SeMi on ACR at ACR's own threshold: is SeMi's lower threshold what costs ACR+SeMi its accuracy?
+    # SeMi on ACR at ACR's own threshold: is SeMi's lower threshold what costs ACR+SeMi its accuracy? And at SeMi's
+    # threshold with ACR's estimate counting every confident image instead of each class once per batch (ACR's
+    # code), which a lower threshold saturates towards uniform.
     "acr+semi-threshold_0.95": ["algorithm.name=acr+semi", "semi.threshold=0.95"],
+    "acr+semi-count_images": ["algorithm.name=acr+semi", "algorithm.estimate_counting=images"],
 }
 
 
