@@ -260,18 +260,29 @@ def loader_throughput(data, out: Path, device: str, batches: int = 20) -> dict[s
     return result
 
 
+def merge_mode_rows(previous: list[dict], measured: list[dict], previous_run: dict | None = None) -> list[dict]:
+    """The rows of a speed-modes record after a new run: the new rows, then every earlier (model, mode) row that
+    was not measured again (it keeps its own date and repeats, taken from its run when the row has none)."""
+    done = {(r["model"], tuple(r["mode"])) for r in measured}
+    run = previous_run or {}
+    kept = [{"repeats": run.get("repeats"), "measured_at": run.get("measured_at"), **r} for r in previous
+            if (r["model"], tuple(r["mode"])) not in done]
+    return [*measured, *kept]
+
+
 def modes_markdown(results: dict) -> str:
-    lines = [f"Speed modes on {results['device']} ({results['threads']} threads, torch {results['torch']}, "
-             f"{results['measured_at']}): step time against the same method's float32 eager step, median of "
-             f"{results['repeats']} paired rounds [95% interval]; first call = compilation and the first step.", "",
-             "| model | method | mode | eager ms | mode ms | speed-up | first call (s) |",
-             "|---|---|---|---:|---:|---:|---:|"]
+    lines = [f"Speed modes on {results['device']} ({results['threads']} threads, torch {results['torch']}): step "
+             "time against the same method's float32 eager step, median of the row's paired rounds [95% interval];"
+             " first call = compilation and the first step.", "",
+             "| model | method | mode | eager ms | mode ms | speed-up | first call (s) | rounds | measured |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in results["models"]:
         for method, m in r["methods"].items():
             lo, hi = m["speedup_ci95"]
             lines.append(f"| {r['model']} | {method} | {' '.join(r['mode'])} | {m['eager_ms']:.1f} "
                          f"| {m['mode_ms']:.1f} | {m['speedup']:.2f} [{lo:.2f}, {hi:.2f}] "
-                         f"| {m['first_call_s']:.1f} |")
+                         f"| {m['first_call_s']:.1f} | {r.get('repeats', results['repeats'])} "
+                         f"| {r.get('measured_at', results['measured_at'])} |")
     lines += ["", "Loader (images per second, 3-view batches of 64 + 3 x 64): " + ", ".join(
         f"{k.replace('_', ' ')} {v:,.0f}" for k, v in results["loader_images_per_s"].items())]
     return "\n".join(lines)
@@ -370,12 +381,15 @@ def main() -> None:
     data = prepare_data(cfg)
     if args.compile or args.amp:
         mode = [*(["train.compile=true"] if args.compile else []), *([f"train.amp={args.amp}"] if args.amp else [])]
-        results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                   "repeats": args.repeats, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-                   "models": [measure_modes(m, args.repeats, args.device, data, out, methods, mode, channels_last)
-                              for m in args.models.split(",")],
-                   "loader_images_per_s": loader_throughput(data, out, args.device)}
+        measured_at = time.strftime("%Y-%m-%d %H:%M:%S")
+        rows = [{**measure_modes(m, args.repeats, args.device, data, out, methods, mode, channels_last),
+                 "repeats": args.repeats, "measured_at": measured_at} for m in args.models.split(",")]
         dest = ROOT / "results" / f"speed-modes-{torch.device(args.device).type}.json"
+        previous = json.loads(dest.read_text()) if dest.is_file() else {}
+        results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                   "repeats": args.repeats, "measured_at": measured_at,
+                   "models": merge_mode_rows(previous.get("models", []), rows, previous),
+                   "loader_images_per_s": loader_throughput(data, out, args.device)}
         dest.write_text(json.dumps(results, indent=2))
         dest.with_suffix(".md").write_text(modes_markdown(results) + "\n")
         print(modes_markdown(results))
