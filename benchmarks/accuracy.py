@@ -608,7 +608,7 @@ def figures(records: list[dict], protocol: str) -> list[Path]:
     if extra:
         plot_method_comparison(base + extra, out[2], metrics,
                                f"{protocol}: SeMi ablation (each part removed; each part alone on the dual-head base;"
-                               " thresholds)")
+                               " thresholds; SeMi on ACR) beside the methods they change")
     else:
         out.pop()
     return out

@@ -4,10 +4,11 @@
 
 Reads the cell's record from `results/accuracy-<protocol>[-<budget>].json`, trains again with the record's own
 overrides (only `train.out_dir` changes: a fresh folder under `runs/rerun-check/`), and compares the new final top-1
-with the record's and with the spread of the same method and setting over the recorded seeds (min to max). The
-check is written to `results/rerun-check.json` (one entry per protocol and cell, replaced on a new check). With the
-record's commit and thread count the rerun should be bit-identical (training is deterministic); on another commit
-it should still land within the seed spread.
+with the record's and with the same method and setting over the recorded seeds: their range (min to max) and the
+rerun's distance from their mean in standard deviations (z). The check is written to `results/rerun-check.json`
+(one entry per protocol and cell, replaced on a new check). Training is deterministic, so with the record's commit,
+thread count, torch build and CPU the rerun should be bit-identical; where any of those differ it is one more draw,
+and with n recorded seeds a fresh draw falls outside their range with probability about 2 / (n + 1), so read z too.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ def seed_spread(records: list[dict], setting: str, method: str) -> dict:
 
 
 def verdict(record_top1: float, rerun_top1: float, spread: dict) -> dict:
-    """Where the rerun lands: identical to the record, within the seed spread (min..max), and the difference."""
+    """Where the rerun lands: identical to the record, within the seed spread (min..max), the difference, and z =
+    (rerun - seed mean) / seed sd (None with fewer than two seeds or no spread)."""
+    z = (rerun_top1 - spread["mean"]) / spread["sd"] if spread["sd"] > 0 else None
     return {"identical": rerun_top1 == record_top1, "within_spread": spread["min"] <= rerun_top1 <= spread["max"],
-            "difference": rerun_top1 - record_top1}
+            "difference": rerun_top1 - record_top1, "z": z}
 
 
 def check(protocol_name: str, budget: int | None, cell: str, runs_dir: Path,
@@ -68,6 +71,7 @@ def check(protocol_name: str, budget: int | None, cell: str, runs_dir: Path,
     spread = seed_spread(records, record["setting"], record["method"])
     return {"protocol": protocol.name, "cell": cell, "record_top1": record["top1"], "rerun_top1": rerun_top1,
             "record_commit": record.get("git_commit"), "rerun_commit": results["environment"]["git_commit"],
+            "rerun_environment": results["environment"],
             "seed_spread": spread, **verdict(record["top1"], rerun_top1, spread),
             "wall_seconds": time.time() - t0, "command": ["python", "-m", "semi", "train", *args],
             "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -84,10 +88,11 @@ def describe(entry: dict) -> str:
     where = "identical to the record" if entry["identical"] else (
         "within the seed spread" if entry["within_spread"] else "OUTSIDE the seed spread")
     same = "the record's commit" if entry["rerun_commit"] == entry["record_commit"] else "another commit"
+    z = "" if entry["z"] is None else f", z {entry['z']:+.1f}"
     return (f"{entry['protocol']} {entry['cell']}: recorded {entry['record_top1']:.2f}, "
             f"rerun {entry['rerun_top1']:.2f} ({entry['difference']:+.2f}, on {same}); "
-            f"seeds {s['min']:.2f}-{s['max']:.2f} (n {s['n']}, mean "
-            f"{s['mean']:.2f} ± {s['sd']:.2f}): {where}")
+            f"seeds {s['min']:.2f}-{s['max']:.2f} (n {s['n']}, mean {s['mean']:.2f} ± {s['sd']:.2f}"
+            f"{z}): {where}")
 
 
 def main() -> None:

@@ -261,28 +261,32 @@ def loader_throughput(data, out: Path, device: str, batches: int = 20) -> dict[s
 
 
 def merge_mode_rows(previous: list[dict], measured: list[dict], previous_run: dict | None = None) -> list[dict]:
-    """The rows of a speed-modes record after a new run: the new rows, then every earlier (model, mode) row that
-    was not measured again (it keeps its own date and repeats, taken from its run when the row has none)."""
-    done = {(r["model"], tuple(r["mode"])) for r in measured}
-    run = previous_run or {}
-    kept = [{"repeats": run.get("repeats"), "measured_at": run.get("measured_at"), **r} for r in previous
-            if (r["model"], tuple(r["mode"])) not in done]
+    """The rows of a speed-modes record after a new run: the new rows, then every earlier (model, mode, method)
+    measurement that was not taken again, in its earlier row with that row's own date, rounds, torch and threads
+    (taken from its run when the row has none)."""
+    done = {(r["model"], tuple(r["mode"]), m) for r in measured for m in r["methods"]}
+    run = {k: (previous_run or {}).get(k) for k in ("repeats", "measured_at", "torch", "threads", "device")}
+    kept = []
+    for r in previous:
+        methods = {m: v for m, v in r["methods"].items() if (r["model"], tuple(r["mode"]), m) not in done}
+        if methods:
+            kept.append({**run, **r, "methods": methods})
     return [*measured, *kept]
 
 
 def modes_markdown(results: dict) -> str:
-    lines = [f"Speed modes on {results['device']} ({results['threads']} threads, torch {results['torch']}): step "
-             "time against the same method's float32 eager step, median of the row's paired rounds [95% interval];"
-             " first call = compilation and the first step.", "",
+    lines = [f"Speed modes on {results['device']}: step time against the same method's float32 eager step, median "
+             "of the row's paired rounds [95% interval]; first call = compilation and the first step.", "",
              "| model | method | mode | eager ms | mode ms | speed-up | first call (s) | rounds | measured |",
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in results["models"]:
+        at = {k: r.get(k, results.get(k)) for k in ("repeats", "measured_at", "torch", "threads")}
         for method, m in r["methods"].items():
             lo, hi = m["speedup_ci95"]
             lines.append(f"| {r['model']} | {method} | {' '.join(r['mode'])} | {m['eager_ms']:.1f} "
                          f"| {m['mode_ms']:.1f} | {m['speedup']:.2f} [{lo:.2f}, {hi:.2f}] "
-                         f"| {m['first_call_s']:.1f} | {r.get('repeats', results['repeats'])} "
-                         f"| {r.get('measured_at', results['measured_at'])} |")
+                         f"| {m['first_call_s']:.1f} | {at['repeats']} "
+                         f"| {at['measured_at']}, torch {at['torch']}, {at['threads']} threads |")
     lines += ["", "Loader (images per second, 3-view batches of 64 + 3 x 64): " + ", ".join(
         f"{k.replace('_', ' ')} {v:,.0f}" for k, v in results["loader_images_per_s"].items())]
     return "\n".join(lines)
@@ -383,13 +387,16 @@ def main() -> None:
         mode = [*(["train.compile=true"] if args.compile else []), *([f"train.amp={args.amp}"] if args.amp else [])]
         measured_at = time.strftime("%Y-%m-%d %H:%M:%S")
         rows = [{**measure_modes(m, args.repeats, args.device, data, out, methods, mode, channels_last),
-                 "repeats": args.repeats, "measured_at": measured_at} for m in args.models.split(",")]
+                 "repeats": args.repeats, "measured_at": measured_at, "torch": torch.__version__,
+                 "threads": torch.get_num_threads(), "device": args.device} for m in args.models.split(",")]
         dest = ROOT / "results" / f"speed-modes-{torch.device(args.device).type}.json"
         previous = json.loads(dest.read_text()) if dest.is_file() else {}
         results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
                    "repeats": args.repeats, "measured_at": measured_at,
                    "models": merge_mode_rows(previous.get("models", []), rows, previous),
                    "loader_images_per_s": loader_throughput(data, out, args.device)}
+        results["loader_images_per_s_runs"] = [*previous.get("loader_images_per_s_runs", []),
+                                               results["loader_images_per_s"]]
         dest.write_text(json.dumps(results, indent=2))
         dest.with_suffix(".md").write_text(modes_markdown(results) + "\n")
         print(modes_markdown(results))

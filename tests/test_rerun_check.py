@@ -26,8 +26,11 @@ def test_seed_spread_and_verdict():
     records = [_rec(0, 80.0), _rec(1, 84.0), _rec(2, 82.0), _rec(0, 99.0, "dualhead"), _rec(0, 10.0, "semi", "uniform")]
     spread = rerun_check.seed_spread(records, "consistent", "semi")
     assert spread == {"n": 3, "min": 80.0, "max": 84.0, "mean": 82.0, "sd": 2.0}
-    assert rerun_check.verdict(82.0, 82.0, spread) == {"identical": True, "within_spread": True, "difference": 0.0}
-    assert rerun_check.verdict(82.0, 79.5, spread) == {"identical": False, "within_spread": False, "difference": -2.5}
+    assert rerun_check.verdict(82.0, 82.0, spread) == {"identical": True, "within_spread": True, "difference": 0.0,
+                                                       "z": 0.0}
+    assert rerun_check.verdict(82.0, 79.5, spread) == {"identical": False, "within_spread": False, "difference": -2.5,
+                                                       "z": -1.25}
+    assert rerun_check.verdict(82.0, 82.0, rerun_check.seed_spread(records[:1], "consistent", "semi"))["z"] is None
     assert rerun_check.verdict(82.0, 84.0, spread)["within_spread"]  # the spread's ends are inside
     with pytest.raises(SystemExit):
         rerun_check.seed_spread(records, "reversed", "semi")
@@ -42,18 +45,22 @@ def test_save_replaces_the_same_cell_and_keeps_others(tmp_path):
                                                                                         ("mnist-20000", 3.0)]
 
 
-def test_a_recorded_cell_reruns_bit_identically(tmp_path):
-    """A quick-protocol cell recorded by the accuracy benchmark, rerun from its record: the same final top-1."""
+@pytest.mark.slow
+def test_a_recorded_cell_reruns_bit_identically(tmp_path, monkeypatch):
+    """A quick-protocol cell recorded by the accuracy benchmark, rerun from its record: the same final top-1, even
+    after the protocol's own overrides have changed (the rerun takes the record's)."""
     import accuracy
 
     protocol = accuracy.PROTOCOLS["quick"]
     cell = "consistent/fixmatch/0"
     record = accuracy.run_cell(protocol, cell, accuracy.method_overrides("fixmatch"), tmp_path / "runs", threads=1)
-    accuracy.save_records(tmp_path / "results" / "accuracy-quick.json", protocol,
-                          [record, {**_rec(1, record["top1"] - 5.0, "fixmatch"), "cell": "consistent/fixmatch/1"}])
+    other = {**_rec(1, record["top1"] - 5.0, "fixmatch"), "cell": "consistent/fixmatch/1"}
+    accuracy.save_records(tmp_path / "results" / "accuracy-quick.json", protocol, [other, record])
+    # were the protocol read instead of the record, this rerun would train for 25 steps instead of 150
+    monkeypatch.setattr(protocol, "overrides", [*protocol.overrides, "train.epochs=1"])
     entry = rerun_check.check("quick", None, cell, tmp_path / "runs", tmp_path / "results")
     assert entry["identical"] and entry["within_spread"] and entry["difference"] == 0.0
     assert entry["record_commit"] == entry["rerun_commit"]
-    assert entry["seed_spread"]["n"] == 2
+    assert entry["seed_spread"]["n"] == 2 and entry["z"] == pytest.approx(5.0 / 2 / (5.0 / 2 ** 0.5))
     assert (tmp_path / "runs" / "rerun-check" / "quick" / "consistent_fixmatch_0" / "results.json").exists()
     assert "identical to the record" in rerun_check.describe(entry)

@@ -85,19 +85,27 @@ def test_speed_modes_and_loader_throughput_run(tmp_path):
 def test_a_speed_modes_run_keeps_the_rows_it_did_not_measure():
     from speed import merge_mode_rows, modes_markdown
 
-    def row(model, mode, ms):
-        return {"model": model, "mode": mode, "methods": {"semi": {
-            "eager_ms": 10.0, "mode_ms": ms, "speedup": 10.0 / ms, "speedup_ci95": [1.0, 3.0], "first_call_s": 1.0}}}
+    def row(model, mode, ms, methods=("semi",)):
+        return {"model": model, "mode": mode, "methods": {m: {
+            "eager_ms": 10.0, "mode_ms": ms, "speedup": 10.0 / ms, "speedup_ci95": [1.0, 3.0], "first_call_s": 1.0}
+            for m in methods}}
 
-    earlier = [row("small_cnn", ["train.compile=true"], 8.0), row("wrn28_2", ["train.compile=true"], 9.0)]
-    new = [{**row("small_cnn", ["train.amp=bf16"], 5.0), "repeats": 4, "measured_at": "later"},
-           {**row("wrn28_2", ["train.compile=true"], 4.0), "repeats": 4, "measured_at": "later"}]
-    merged = merge_mode_rows(earlier, new, {"repeats": 8, "measured_at": "earlier"})
-    # the new rows first; the compiled small CNN, not measured again, keeps its run's date and rounds
-    assert [(r["model"], r["mode"][0], r["measured_at"], r["repeats"]) for r in merged] == [
-        ("small_cnn", "train.amp=bf16", "later", 4), ("wrn28_2", "train.compile=true", "later", 4),
-        ("small_cnn", "train.compile=true", "earlier", 8)]
-    text = modes_markdown({"device": "cpu", "threads": 2, "torch": "x", "measured_at": "later", "repeats": 4,
+    earlier = [row("small_cnn", ["train.compile=true"], 8.0), row("wrn28_2", ["train.compile=true"], 9.0,
+                                                                  ("fixmatch", "semi"))]
+    later = {"repeats": 4, "measured_at": "later", "torch": "2.11", "threads": 1}
+    new = [{**row("small_cnn", ["train.amp=bf16"], 5.0), **later},
+           {**row("wrn28_2", ["train.compile=true"], 4.0, ("fixmatch",)), **later}]
+    merged = merge_mode_rows(earlier, new, {"repeats": 8, "measured_at": "earlier", "torch": "2.14", "threads": 2})
+    # the new rows first; the compiled small CNN and the compiled WRN's semi, not measured again, keep their run's
+    # date, rounds, torch and threads
+    assert [(r["model"], r["mode"][0], sorted(r["methods"]), r["measured_at"], r["repeats"], r["torch"])
+            for r in merged] == [
+        ("small_cnn", "train.amp=bf16", ["semi"], "later", 4, "2.11"),
+        ("wrn28_2", "train.compile=true", ["fixmatch"], "later", 4, "2.11"),
+        ("small_cnn", "train.compile=true", ["semi"], "earlier", 8, "2.14"),
+        ("wrn28_2", "train.compile=true", ["semi"], "earlier", 8, "2.14")]
+    text = modes_markdown({"device": "cpu", "threads": 1, "torch": "2.11", "measured_at": "later", "repeats": 4,
                            "models": merged, "loader_images_per_s": {"workers_0": 1.0}})
-    assert "| small_cnn | semi | train.compile=true | 10.0 | 8.0 | 1.25 [1.00, 3.00] | 1.0 | 8 | earlier |" in text
-    assert "| small_cnn | semi | train.amp=bf16 | 10.0 | 5.0 | 2.00 [1.00, 3.00] | 1.0 | 4 | later |" in text
+    assert ("| small_cnn | semi | train.compile=true | 10.0 | 8.0 | 1.25 [1.00, 3.00] | 1.0 | 8 | earlier, torch 2.14,"
+            " 2 threads |") in text
+    assert "| small_cnn | semi | train.amp=bf16 | 10.0 | 5.0 | 2.00 [1.00, 3.00] | 1.0 | 4 | later, torch 2.11," in text
