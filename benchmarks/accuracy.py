@@ -143,6 +143,8 @@ ABLATIONS = {
     # code), which a lower threshold saturates towards uniform.
     "acr+semi-threshold_0.95": ["algorithm.name=acr+semi", "semi.threshold=0.95"],
     "acr+semi-count_images": ["algorithm.name=acr+semi", "algorithm.estimate_counting=images"],
+    # ... and with SeMi's threshold on the mask, ACR's own 0.95 on its estimate
+    "acr+semi-estimate_0.95": ["algorithm.name=acr+semi", "algorithm.estimate_threshold=0.95"],
 }
 
 

@@ -229,6 +229,11 @@ class AlgorithmConfig:
     """How a batch adds to ACR's estimate: 'presence' counts each class present in the batch once, as ACR's
     released code does (an advanced-index `+=` with repeated indices writes once per class); 'images' counts
     every counted image (ours before). Presence counts compress the estimate toward uniform."""
+    estimate_threshold: float | None = None
+    """ACR's estimate counts the balanced head's predictions whose confidence reaches this; None: the mask's
+    threshold of the step (ACR's code, where both are its tau = 0.95). A component that lowers the mask's threshold
+    (SeMi's 0.7) lowers the estimate's with it, and presence counts then drift toward uniform (BENCHMARKS.md,
+    section 5); 0.95 keeps ACR's estimate while the mask uses the component's threshold."""
 
 
 CORE_SECTIONS = ("data", "model", "optim", "train", "algorithm")
@@ -553,6 +558,8 @@ def validate(cfg: Config) -> list[str]:
     need(a.tau_max >= a.tau_min, f"algorithm.tau_max: must be >= algorithm.tau_min ({a.tau_min}), got {a.tau_max}")
     need(0 <= a.est_momentum < 1, f"algorithm.est_momentum: must be in [0, 1), got {a.est_momentum}")
     need(a.est_epoch >= 0, f"algorithm.est_epoch: must be >= 0, got {a.est_epoch}")
+    need(a.estimate_threshold is None or 0 < a.estimate_threshold <= 1,
+         f"algorithm.estimate_threshold: must be in (0, 1] or null, got {a.estimate_threshold}")
     try:
         specs.parse(a.name)
     except ValueError as exc:

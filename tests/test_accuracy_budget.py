@@ -234,6 +234,7 @@ def test_acr_threshold_ablation_is_paired_with_acr_semi_and_acr():
     assert ABLATIONS["acr+semi-threshold_0.95"] == ["algorithm.name=acr+semi", "semi.threshold=0.95"]
     assert ABLATIONS["acr+semi-count_images"] == ["algorithm.name=acr+semi", "algorithm.estimate_counting=images"]
     assert ablation_references("acr+semi-count_images") == ("acr+semi", "acr")
+    assert ABLATIONS["acr+semi-estimate_0.95"] == ["algorithm.name=acr+semi", "algorithm.estimate_threshold=0.95"]
     mnist = dict(cells(PROTOCOLS["mnist"]))
     assert mnist["consistent/acr+semi-threshold_0.95/2"] == ABLATIONS["acr+semi-threshold_0.95"]
 

@@ -95,8 +95,8 @@ def run_ours(acr: ACR, batches) -> tuple[list[float], list[torch.Tensor]]:
         if step % SPE == 0:
             acr.on_epoch_start(info.epoch)
             taus.append(float(acr.tau1))
-        # (standard-head debiased target, its mask, balanced-head target, balanced-head confident)
-        pl = SimpleNamespace(notes={"balanced": (target, confident, target, confident)})
+        # (standard-head debiased target, its mask, balanced-head target, balanced-head confidence: 1 or 0 here)
+        pl = SimpleNamespace(notes={"balanced": (target, confident, target, confident.float())})
         acr.observe(pl, None, {"u_is_labeled": labeled}, info, {})
         estimates.append(acr.u_estimate.clone())
     return taus, estimates
@@ -125,6 +125,22 @@ def test_acr_earlier_choices_stay_options_and_differ():
     assert taus[EST_EPOCH + 1] == 2.0
     ref_taus, _ = acr_released_loop(batches, PRIOR)
     assert taus[EST_EPOCH + 2:] != pytest.approx(ref_taus[EST_EPOCH + 2:], abs=1e-3)
+
+
+@pytest.mark.parametrize("estimate_threshold, expected", [
+    (None, [0.25, 0.25, 0.25, 0.25]),  # the step's threshold 0.7: every class present, the uniform estimate kept
+    (0.95, [0.2525, 0.2475, 0.2475, 0.2525]),  # only classes 0 and 3 reach 0.95: 0.99 * 1/4 + 0.01 * 1/2 or 0
+])
+def test_acr_estimate_threshold_decouples_the_estimate_from_the_mask(estimate_threshold, expected):
+    """A component that lowers the step's threshold (here the base's own, 0.7) lowers the estimate's bar with it
+    unless `algorithm.estimate_threshold` holds it (one hand-made batch in an estimating epoch, presence counts)."""
+    acr = make_acr(threshold=0.7, estimate_threshold=estimate_threshold)
+    target = torch.tensor([0, 0, 1, 2, 3])
+    conf_b = torch.tensor([0.99, 0.97, 0.8, 0.75, 0.99])
+    pl = SimpleNamespace(notes={"balanced": (target, conf_b >= 0.7, target, conf_b)})
+    info = StepInfo(step=2 * SPE, epoch=2, total_steps=EPOCHS * SPE, total_epochs=EPOCHS)
+    acr.observe(pl, None, {"u_is_labeled": torch.zeros(5, dtype=torch.bool)}, info, {})
+    assert acr.u_estimate.tolist() == pytest.approx(expected, abs=1e-7)
 
 
 def test_acr_pseudo_label_uses_tau1_of_the_epoch():

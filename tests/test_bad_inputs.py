@@ -110,6 +110,8 @@ CASES = [
     Case("negative threads", ["train", "train.threads=-2"], ["train.threads: must be >= 0"]),
     Case("model width 0", ["train", "model.width=0"], ["model.width: must be >= 1, got 0"]),
     Case("dropout above 1", ["train", "model.dropout=2"], ["model.dropout: must be in [0, 1), got 2.0"]),
+    Case("ACR's estimate threshold above 1", ["train", "algorithm.estimate_threshold=1.5"],
+         ["algorithm.estimate_threshold: must be in (0, 1] or null, got 1.5"]),
     Case("empty out_dir", ["train", "train.out_dir="], ["train.out_dir: must name a folder"]),
     # ---- the command line and config files
     Case("override without =", ["train", "train.seed"], ["override 'train.seed': expected key=value"]),

@@ -92,8 +92,12 @@ class ACR(DualHead):
         if not self.estimating(info.epoch):
             return
         a = self.cfg.algorithm
-        target12, mask12, target_b, confident_b = pl.notes["balanced"]
-        target, mask = (target_b, confident_b) if a.estimate_from == "balanced_head" else (target12, mask12)
+        target12, mask12, target_b, conf_b = pl.notes["balanced"]
+        if a.estimate_from == "balanced_head":
+            bar = self.threshold_for(info) if a.estimate_threshold is None else a.estimate_threshold
+            target, mask = target_b, conf_b >= bar
+        else:
+            target, mask = target12, mask12
         counted = mask & ~batch["u_is_labeled"]  # images that are also labeled stay out of the estimate
         hist = torch.zeros(self.num_classes, device=target.device).index_add_(0, target, counted.float())
         hist = all_reduce_sum(hist)  # presence is taken over the global batch: N ranks act as one process

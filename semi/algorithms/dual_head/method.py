@@ -59,7 +59,7 @@ class DualHead(SemiSupervisedAlgorithm):
             conf_b, target_b = pb.max(dim=1)
             mask = (conf12 >= threshold) | (conf_b >= threshold)
             # For subclasses that read the balanced head (ACR's estimate of the unlabeled distribution).
-            pl.notes["balanced"] = (target, mask, target_b, conf_b >= threshold)
+            pl.notes["balanced"] = (target, mask, target_b, conf_b)
             logs["mask_rate_bal"] = mask.float().mean()
         lam = self.cfg.algorithm.lambda_u
         return {"unsup_bal": lam * strong_views_ce(views.strong_stacked().logits_balanced, target, mask.float())}
