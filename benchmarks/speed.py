@@ -260,12 +260,20 @@ def loader_throughput(data, out: Path, device: str, batches: int = 20) -> dict[s
     return result
 
 
+def hardware(device: str) -> str:
+    """What ran the steps: the GPU's name on CUDA, else the CPU's model."""
+    from semi.engine.logging import cpu_model
+
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else cpu_model()
+
+
 def merge_mode_rows(previous: list[dict], measured: list[dict], previous_run: dict | None = None) -> list[dict]:
     """The rows of a speed-modes record after a new run: the new rows, then every earlier (model, mode, method)
     measurement that was not taken again, in its earlier row with that row's own date, rounds, torch and threads
     (taken from its run when the row has none)."""
     done = {(r["model"], tuple(r["mode"]), m) for r in measured for m in r["methods"]}
-    run = {k: (previous_run or {}).get(k) for k in ("repeats", "measured_at", "torch", "threads", "device")}
+    run = {k: (previous_run or {}).get(k) for k in ("repeats", "measured_at", "torch", "threads", "device",
+                                                     "hardware")}
     kept = []
     for r in previous:
         methods = {m: v for m, v in r["methods"].items() if (r["model"], tuple(r["mode"]), m) not in done}
@@ -280,13 +288,14 @@ def modes_markdown(results: dict) -> str:
              "| model | method | mode | eager ms | mode ms | speed-up | first call (s) | rounds | measured |",
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in results["models"]:
-        at = {k: r.get(k, results.get(k)) for k in ("repeats", "measured_at", "torch", "threads")}
+        at = {k: r.get(k, results.get(k)) for k in ("repeats", "measured_at", "torch", "threads", "hardware")}
+        on = f"{at['hardware']}, " if at["hardware"] else ""
         for method, m in r["methods"].items():
             lo, hi = m["speedup_ci95"]
             lines.append(f"| {r['model']} | {method} | {' '.join(r['mode'])} | {m['eager_ms']:.1f} "
                          f"| {m['mode_ms']:.1f} | {m['speedup']:.2f} [{lo:.2f}, {hi:.2f}] "
                          f"| {m['first_call_s']:.1f} | {at['repeats']} "
-                         f"| {at['measured_at']}, torch {at['torch']}, {at['threads']} threads |")
+                         f"| {at['measured_at']}, {on}torch {at['torch']}, {at['threads']} threads |")
     lines += ["", "Loader (images per second, 3-view batches of 64 + 3 x 64): " + ", ".join(
         f"{k.replace('_', ' ')} {v:,.0f}" for k, v in results["loader_images_per_s"].items())]
     return "\n".join(lines)
@@ -388,7 +397,8 @@ def main() -> None:
         measured_at = time.strftime("%Y-%m-%d %H:%M:%S")
         rows = [{**measure_modes(m, args.repeats, args.device, data, out, methods, mode, channels_last),
                  "repeats": args.repeats, "measured_at": measured_at, "torch": torch.__version__,
-                 "threads": torch.get_num_threads(), "device": args.device} for m in args.models.split(",")]
+                 "threads": torch.get_num_threads(), "device": args.device, "hardware": hardware(args.device)}
+                for m in args.models.split(",")]
         dest = ROOT / "results" / f"speed-modes-{torch.device(args.device).type}.json"
         previous = json.loads(dest.read_text()) if dest.is_file() else {}
         results = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -92,7 +92,7 @@ def test_a_speed_modes_run_keeps_the_rows_it_did_not_measure():
 
     earlier = [row("small_cnn", ["train.compile=true"], 8.0), row("wrn28_2", ["train.compile=true"], 9.0,
                                                                   ("fixmatch", "semi"))]
-    later = {"repeats": 4, "measured_at": "later", "torch": "2.11", "threads": 1}
+    later = {"repeats": 4, "measured_at": "later", "torch": "2.11", "threads": 1, "hardware": "NVIDIA H100"}
     new = [{**row("small_cnn", ["train.amp=bf16"], 5.0), **later},
            {**row("wrn28_2", ["train.compile=true"], 4.0, ("fixmatch",)), **later}]
     merged = merge_mode_rows(earlier, new, {"repeats": 8, "measured_at": "earlier", "torch": "2.14", "threads": 2})
@@ -108,4 +108,5 @@ def test_a_speed_modes_run_keeps_the_rows_it_did_not_measure():
                            "models": merged, "loader_images_per_s": {"workers_0": 1.0}})
     assert ("| small_cnn | semi | train.compile=true | 10.0 | 8.0 | 1.25 [1.00, 3.00] | 1.0 | 8 | earlier, torch 2.14,"
             " 2 threads |") in text
-    assert "| small_cnn | semi | train.amp=bf16 | 10.0 | 5.0 | 2.00 [1.00, 3.00] | 1.0 | 4 | later, torch 2.11," in text
+    assert ("| small_cnn | semi | train.amp=bf16 | 10.0 | 5.0 | 2.00 [1.00, 3.00] | 1.0 | 4 | later, NVIDIA H100, "
+            "torch 2.11,") in text

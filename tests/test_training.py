@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from semi.engine.logging import cpu_model
 from semi.engine.trainer import Trainer
 
 ALGORITHMS = ["supervised", "oracle", "fixmatch", "dualhead", "acr", "fixmatch+semi", "acr+semi", "semi",
@@ -30,6 +31,7 @@ def test_each_algorithm_trains_and_writes_results(tiny_config, name):
     assert saved["steps"] == 12 and len(saved["history"]) == 2
     assert saved["seed"] == 0 and len(saved["split_digest"]) == 64
     assert saved["environment"]["torch"] == torch.__version__
+    assert saved["environment"]["cpu"] == cpu_model()  # what a rerun on "the same CPU" compares
     assert saved["config"]["algorithm"]["name"] == name
     assert (cfg_dir / "config.yaml").exists() and (cfg_dir / "metrics.jsonl").exists()
     evals = [json.loads(line) for line in (cfg_dir / "metrics.jsonl").read_text().splitlines()
@@ -166,3 +168,16 @@ def test_training_seconds_leave_out_evaluations_and_checkpoints(tiny_config, mon
     # train_seconds is the windows' time and nothing else (each row: its window's mean step time x its 2 steps)
     windows = sum(2 * r["step_seconds"] for r in rows if r["kind"] == "train")
     assert results["train_seconds"] == pytest.approx(windows, rel=1e-6)
+
+
+def test_cpu_model_reads_the_model_name(tmp_path, monkeypatch):
+    from semi.engine import logging as semi_logging
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t: avx2\n")
+    real_path = semi_logging.Path
+    monkeypatch.setattr(semi_logging, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
+    assert semi_logging.cpu_model() == "AMD EPYC 7B13"
+    monkeypatch.setattr(semi_logging, "Path", lambda p: tmp_path / "missing")
+    monkeypatch.setattr(semi_logging.platform, "processor", lambda: "x86_64")
+    assert semi_logging.cpu_model() == "x86_64"

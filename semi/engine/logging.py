@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,17 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what `platform` knows, possibly "")."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def environment() -> dict[str, Any]:
     import semi
 
@@ -108,7 +120,7 @@ def environment() -> dict[str, Any]:
         "torchvision": torchvision.__version__ if torchvision is not None else None,
         "python": sys.version.split()[0], "git_commit": git_commit(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "cpu_threads": torch.get_num_threads(), "hostname": os.uname().nodename,
+        "cpu": cpu_model(), "cpu_threads": torch.get_num_threads(), "hostname": os.uname().nodename,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
