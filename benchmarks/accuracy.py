@@ -157,6 +157,8 @@ def ablation_references(variant: str) -> tuple[str, ...]:
     if variant.startswith("acr+semi-"):
         return ("acr+semi", "acr")
     return ("dualhead",)
+
+
 VARIANTS: dict[str, list[str]] = {}
 """Method variants run once per setting when a protocol asks for them (kept for older protocols' records)."""
 
