@@ -8,7 +8,8 @@ Reads `results/accuracy-<protocol>.json` (the protocol's own 2,000 steps) and `r
 - paired differences (SeMi - its dual-head base, SeMi - ACR, SeMi - FixMatch, ACR - the base; mean and 95%
   t-interval over common seeds), as a table and a figure against steps;
 - per-class outcomes: which classes each run learns (test accuracy above 50%), and per method the share of runs that
-  learn the rarest labeled class, with an exact (Clopper-Pearson) 95% binomial interval;
+  learn the rarest labeled class, with an exact (Clopper-Pearson) 95% binomial interval; and where SeMi's
+  difference from its base (and each ablation's) falls, class by class;
 - SeMi's diagnostics at the end of each run (the last evaluation window): prototype accuracy on accepted images,
   bank purity, OHEML's mean weight, hard-sample accuracy, mask rate and pseudo-label accuracy, as a table and a
   figure against steps;
@@ -147,6 +148,58 @@ def markdown(by_budget: dict[int, list[dict]]) -> str:
             if any(c != "-" for c in cells):
                 lines.append(f"| {setting} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+PER_CLASS_PAIRS = (("semi", "dualhead"), ("semi-no_oheml", "semi"), ("semi-no_bank", "semi"),
+                   ("dualhead+threshold_0.7", "dualhead"))
+"""SeMi against its base, then what removing each part of SeMi (or adding its threshold to the base) does, class by
+class: where a mean top-1 difference comes from."""
+
+
+def _per_class_by_seed(records: list[dict], setting: str, method: str) -> dict[int, list[float | None]]:
+    return {r["seed"]: r["per_class_accuracy"] for r in records if r["setting"] == setting and r["method"] == method}
+
+
+def per_class_markdown(by_budget: dict[int, list[dict]]) -> str:
+    """Per budget, setting and pair (PER_CLASS_PAIRS), the mean over common seeds of a - b in each class's test
+    accuracy (points), and over the most-labeled half of the classes against the rest. Classes are numbered as the
+    protocols' long tails order them: class 0 has the most labeled images. Empty without a common seed anywhere."""
+    lines, width = [], 0
+    for budget, recs in by_budget.items():
+        for setting in SETTINGS:
+            for a, b in PER_CLASS_PAIRS:
+                pa, pb = _per_class_by_seed(recs, setting, a), _per_class_by_seed(recs, setting, b)
+                seeds = sorted(set(pa) & set(pb))
+                if not seeds:
+                    continue
+                n_classes = len(pa[seeds[0]])
+                width = max(width, n_classes)
+                diffs = [[None if x is None or y is None else x - y for x, y in zip(pa[s], pb[s])] for s in seeds]
+                per_class = []
+                for c in range(n_classes):
+                    vals = [d[c] for d in diffs if d[c] is not None]
+                    per_class.append(statistics.mean(vals) if vals else None)
+                half = (n_classes + 1) // 2
+                head = [v for v in per_class[:half] if v is not None]
+                tail = [v for v in per_class[half:] if v is not None]
+
+                def fmt(v: float | None) -> str:
+                    return "-" if v is None else f"{v:+.1f}"
+
+                lines.append(f"| {budget:,} | {setting} | {a} - {b} | {len(seeds)} | "
+                             + " | ".join(fmt(v) for v in per_class)
+                             + f" | {fmt(statistics.mean(head) if head else None)}"
+                             f" | {fmt(statistics.mean(tail) if tail else None)} |")
+    if not lines:
+        return ""
+    half = (width + 1) // 2
+    return "\n".join([
+        "Where the differences fall, class by class: mean over common seeds of a - b in each class's test accuracy "
+        f"(points; class 0 has the most labeled images, class {width - 1} the fewest), and over classes "
+        f"0-{half - 1} against {half}-{width - 1}:", "",
+        "| steps | setting | a - b | seeds | " + " | ".join(str(c) for c in range(width))
+        + f" | 0-{half - 1} | {half}-{width - 1} |",
+        "|---:|---|---|---:|" + "---:|" * (width + 2), *lines])
 
 
 TRACE_METHODS = ("dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml", "dualhead+threshold_0.7")
@@ -405,7 +458,8 @@ def main() -> None:
     if args.backfill:
         print(f"backfilled {backfill(args.backfill, args.protocol)} records from {args.backfill}")
     by_budget = load_budget_records(args.protocol)
-    text = "\n\n".join(t for t in (markdown(by_budget), rarest_markdown(by_budget)) if t)
+    text = "\n\n".join(t for t in (markdown(by_budget), per_class_markdown(by_budget), rarest_markdown(by_budget))
+                         if t)
     path = ROOT / "results" / f"budget-{args.protocol}.md"
     path.write_text(text + "\n")
     print(text)

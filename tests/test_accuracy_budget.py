@@ -248,3 +248,22 @@ def test_acr_threshold_ablation_is_paired_with_acr_semi_and_acr():
     # differences 13, 19 against ACR+SeMi and -1, +1 against ACR: mean [t-interval over 2 seeds]
     assert "| acr+semi-threshold_0.95 - acr+semi | 2 | +16.0 [-22.1, +54.1] | +13.0 |" in text
     assert "| acr+semi-threshold_0.95 - acr | 2 | +0.0 [-12.7, +12.7] | -1.0 |" in text
+
+
+def test_per_class_differences_are_paired_by_seed_and_split_into_halves():
+    import budget_curve
+
+    def rec(seed, method, per_class, setting="uniform"):
+        return {"setting": setting, "method": method, "seed": seed, "top1": 0.0, "steps": 2000,
+                "per_class_accuracy": per_class}
+
+    recs = [rec(0, "dualhead", [90.0, 80.0, 70.0, 10.0]), rec(0, "semi", [88.0, 80.0, 71.0, 90.0]),
+            rec(1, "dualhead", [94.0, 70.0, 60.0, None]), rec(1, "semi", [90.0, 74.0, 61.0, 5.0]),
+            rec(2, "semi", [0.0, 0.0, 0.0, 0.0]),  # no dual-head run with seed 2: not paired
+            rec(0, "semi-no_oheml", [90.0, 80.0, 70.0, 10.0], setting="reversed")]  # no semi there: no row
+    text = budget_curve.per_class_markdown({2000: recs})
+    # class 0: (-2 - 4) / 2; class 1: (0 + 4) / 2; class 2: (1 + 1) / 2; class 3: seed 0 only (seed 1 unknown)
+    # halves: classes 0-1 (-3 + 2) / 2, classes 2-3 (1 + 80) / 2
+    assert "| 2,000 | uniform | semi - dualhead | 2 | -3.0 | +2.0 | +1.0 | +80.0 | -0.5 | +40.5 |" in text
+    assert "| 0 | 1 | 2 | 3 | 0-1 | 2-3 |" in text and "reversed" not in text.split("|---")[-1]
+    assert budget_curve.per_class_markdown({2000: recs[4:]}) == ""
