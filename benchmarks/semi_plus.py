@@ -6,6 +6,7 @@ seeds, on the MNIST-LT protocol (`accuracy.py --protocol mnist`, optionally at a
     python benchmarks/semi_plus.py confirm --jobs 2   # the choice on seeds 5-9, and on four more bases (seeds 5-7)
     python benchmarks/semi_plus.py report             # Markdown tables of both stages
     python benchmarks/semi_plus.py select --round 2   # the second round (below); every stage takes --round
+    python benchmarks/semi_plus.py select --round 3   # the third round (below)
 
 The candidates are SeMi (dual-head base + all its parts at 0.7) with the SeMi+ options alone and combined:
 OHEML weights rescaled to mean 1 over the accepted images (`semi.oheml_normalize`), the prototype blend gated
@@ -27,6 +28,16 @@ against how often the model predicts that class), `flex.mapping=linear` (FlexMat
 no threshold below half the base threshold), and both; beside round 1's choice, SeMi and the base. The same rule on
 the same validation seeds 0-4 (cells both rounds hold are run once); the confirmation on seeds 10-14 (other bases
 10-12), which no stage of either round ran.
+
+Round 3 (designed after round 2's confirmation on seeds 10-14 and the budget curve's per-class differences had been
+seen): on every setting and budget SeMi costs the five most-labeled classes a few points each, which the ablations put
+on OHEML's shrinking of the loss and on the 0.7 threshold; and the rarest class, once learned under thresholds of
+at most 0.7, goes on claiming its neighbours' images. Its candidates add to round 2's choice (which it keeps as a
+candidate) `semi.oheml_normalize` (`normalize`), SeMi's threshold at the base's 0.95 (`t95`: FlexMatch then scales
+0.95, its own default, so a class that has claimed its share returns to the base's bar), and both. Beside them, not
+eligible for the choice, a control: the base with FlexMatch's thresholds and no SeMi (`dualhead+flex_predicted`),
+which says how much of any gain is FlexMatch's. The same rule on the same validation seeds 0-4; the confirmation on
+seeds 15-19 against the base, SeMi and the control, which no stage of any round ran (no other bases this round).
 
 Records: results/semiplus-select[-<budget>].json (both rounds' selection cells),
 results/semiplus-choice[-round2][-<budget>].json, results/semiplus-confirm[-round2][-<budget>].json; tables in
@@ -52,7 +63,8 @@ SELECT_SEEDS = range(0, 5)
 OTHER_BASES = ("fixmatch", "acr", "simpro", "abc")
 
 OPTIONS = {"normalize": ["semi.oheml_normalize=true"], "gate": ["semi.prototype_gate=labeled"], "flex": [],
-           "flex_predicted": ["flex.normalize=predicted"], "flex_linear": ["flex.mapping=linear"]}
+           "flex_predicted": ["flex.normalize=predicted"], "flex_linear": ["flex.mapping=linear"],
+           "t95": ["semi.threshold=0.95"]}
 """Each SeMi+ option's overrides (`flex` and its variants attach the flex component: they change the algorithm
 name too)."""
 FLEX_OPTIONS = {"flex", "flex_predicted", "flex_linear"}
@@ -68,24 +80,31 @@ class Round:
     other_base_seeds: range
     suffix: str
     """Of the round's choice, confirmation and report files ('' for round 1)."""
+    controls: tuple[str, ...] = ()
+    """Run and reported beside the candidates, on the selection and the confirmation seeds; never chosen."""
 
 
 ROUNDS = {1: Round(CANDIDATES, range(5, 10), range(5, 8), ""),
           2: Round(("dualhead", "semi", "semi+gate+flex", "semi+gate+flex_predicted", "semi+gate+flex_linear",
-                    "semi+gate+flex_predicted+flex_linear"), range(10, 15), range(10, 13), "-round2")}
+                    "semi+gate+flex_predicted+flex_linear"), range(10, 15), range(10, 13), "-round2"),
+          3: Round(("dualhead", "semi", "semi+gate+flex_predicted", "semi+normalize+gate+flex_predicted",
+                    "semi+gate+flex_predicted+t95", "semi+normalize+gate+flex_predicted+t95"), range(15, 20),
+                   range(0), "-round3", controls=("dualhead+flex_predicted",))}
 """The selection rounds (the module docstring says why there is a second)."""
 
 
 def options_of(candidate: str) -> list[str]:
-    return [] if candidate == "dualhead" else candidate.split("+")[1:]
+    return candidate.split("+")[1:]
 
 
 def overrides(candidate: str, base: str = "dualhead") -> list[str]:
-    """The cell overrides of a candidate attached to `base` (the dual-head base: SeMi as its authors built it)."""
+    """The cell overrides of a candidate attached to `base` (the dual-head base: SeMi as its authors built it);
+    a candidate named `dualhead+<options>` is the base with those options and without SeMi (a control)."""
     if candidate == "dualhead":
         return accuracy.method_overrides(base)
     opts = options_of(candidate)
-    name = f"{base}+semi" + ("+flex" if FLEX_OPTIONS & set(opts) else "")
+    with_semi = candidate.split("+")[0] == "semi"
+    name = base + ("+semi" if with_semi else "") + ("+flex" if FLEX_OPTIONS & set(opts) else "")
     base_extra = [o for o in accuracy.method_overrides(base) if not o.startswith("algorithm.name=")]
     return [f"algorithm.name={name}", *base_extra, *(o for opt in opts for o in OPTIONS[opt])]
 
@@ -101,8 +120,9 @@ def result_path(stage: str, budget: int | None, round_: int = 1) -> Path:
 
 
 def select_cells(round_: int = 1) -> list[tuple[str, list[str]]]:
+    rnd = ROUNDS[round_]
     return [(f"{s}/{c}/{seed}", overrides(c)) for seed in SELECT_SEEDS for s in SETTINGS
-            for c in ROUNDS[round_].candidates]
+            for c in (*rnd.candidates, *rnd.controls)]
 
 
 def validation_means(records: list[dict], candidates: tuple[str, ...] = CANDIDATES) -> dict[str, dict]:
@@ -143,7 +163,7 @@ def choose(records: list[dict], round_: int = 1) -> dict:
 def confirm_cells(choice: dict, round_: int = 1) -> list[tuple[str, list[str]]]:
     name, rnd = choice["choice"], ROUNDS[round_]
     cells = [(f"{s}/{c}/{seed}", overrides(c)) for seed in rnd.confirm_seeds for s in SETTINGS
-             for c in dict.fromkeys(("dualhead", "semi", name))]
+             for c in dict.fromkeys(("dualhead", "semi", name, *rnd.controls))]
     for base in OTHER_BASES:
         for c in ("dualhead", name):  # the base alone, then with the chosen SeMi+
             label = base if c == "dualhead" else f"{base}+{name}"
@@ -154,8 +174,8 @@ def confirm_cells(choice: dict, round_: int = 1) -> list[tuple[str, list[str]]]:
 def report_markdown(select: list[dict], choice: dict | None, confirm: list[dict], round_: int = 1) -> str:
     from semi.evaluation.metrics import paired_difference
 
-    lines = []
-    means = validation_means(select, ROUNDS[round_].candidates)
+    lines, rnd = [], ROUNDS[round_]
+    means = validation_means(select, (*rnd.candidates, *rnd.controls))
     if means:
         lines += ["Selection (validation split only; seeds 0-4): mean final EMA validation top-1, and the paired "
                   "difference against the dual-head base", "",
@@ -163,19 +183,24 @@ def report_markdown(select: list[dict], choice: dict | None, confirm: list[dict]
                   "|---|" + "---:|" * (len(SETTINGS) + 1)]
         for c, m in sorted(means.items(), key=lambda kv: -kv[1]["val_top1_mean"]):
             cols = [f"{m['val_top1'][s]:.1f} / {accuracy._interval(m['val_minus_base'][s])}" for s in SETTINGS]
-            lines.append(f"| {c} | " + " | ".join(cols) + f" | {m['val_top1_mean']:.2f} |")
+            label = f"{c} (control, not eligible)" if c in rnd.controls else c
+            lines.append(f"| {label} | " + " | ".join(cols) + f" | {m['val_top1_mean']:.2f} |")
         lines.append("")
     if choice:
         lines += [f"Chosen: **{choice['choice']}** ({choice['rule']}).", ""]
     if confirm and choice:
         name = choice["choice"]
         pairs = [(name, "dualhead"), (name, "semi"), ("semi", "dualhead"),
+                 *((name, c) for c in rnd.controls), *((c, "dualhead") for c in rnd.controls),
                  *((f"{b}+{name}", b) for b in OTHER_BASES)]
         lines += ["Confirmation on held-out seeds (test top-1; a - b paired over seeds, mean [95% t-interval]):", "",
                   "| a - b | " + " | ".join(SETTINGS) + " |", "|---|" + "---:|" * len(SETTINGS)]
         for a, b in pairs:
-            cols = [accuracy._interval(paired_difference(accuracy._by_seed(confirm, s, a),
-                                                         accuracy._by_seed(confirm, s, b))) for s in SETTINGS]
+            diffs = [paired_difference(accuracy._by_seed(confirm, s, a), accuracy._by_seed(confirm, s, b))
+                     for s in SETTINGS]
+            if all(d is None for d in diffs):
+                continue  # a pair this round did not run (no other bases)
+            cols = [accuracy._interval(d) for d in diffs]
             lines.append(f"| {a} - {b} | " + " | ".join(cols) + " |")
         lines += ["", "Held-out runs that learn the rarest labeled class (test accuracy above "
                   f"{budget_curve.LEARNED:.0f}%), k of n:", "",
@@ -195,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--budget", type=int, default=None, help="as accuracy.py --budget (default: the 2,000 steps)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--round", type=int, choices=sorted(ROUNDS), default=1, dest="round_",
-                   help="the selection round (2: FlexMatch's counts normalised by the predictions)")
+                   help="the selection round (2: FlexMatch's counts normalised by the predictions; 3: with OHEML's "
+                        "loss scale kept and the base's threshold)")
     p.add_argument("--runs-dir", default=str(accuracy.ROOT / "runs"))
     args = p.parse_args(argv)
     proto = protocol(args.budget)

@@ -88,3 +88,37 @@ def test_round_two_adds_predicted_flex_beside_round_one_choice_and_confirms_on_f
         records += [_record(c, s, seed, val) for s in semi_plus.SETTINGS for seed in range(5)]
     assert semi_plus.choose(records, 2)["choice"] == "semi+gate+flex_linear"
     assert semi_plus.choose(records, 1)["choice"] == "semi+flex"
+
+
+def test_round_three_keeps_the_loss_scale_and_the_base_threshold_and_runs_a_control_it_never_chooses():
+    assert semi_plus.overrides("semi+normalize+gate+flex_predicted+t95") == [
+        "algorithm.name=dualhead+semi+flex", "semi.oheml_normalize=true", "semi.prototype_gate=labeled",
+        "flex.normalize=predicted", "semi.threshold=0.95"]
+    # the control: the base with FlexMatch's thresholds, no SeMi
+    assert semi_plus.overrides("dualhead+flex_predicted") == ["algorithm.name=dualhead+flex",
+                                                              "flex.normalize=predicted"]
+    third = dict(semi_plus.select_cells(3))
+    assert len(third) == 7 * 3 * 5 and "uniform/dualhead+flex_predicted/4" in third
+    shared = set(third) & set(dict(semi_plus.select_cells(2)))  # round 2's choice, SeMi and the base are reused
+    assert {c.split("/")[1] for c in shared} == {"dualhead", "semi", "semi+gate+flex_predicted"}
+    conf = semi_plus.confirm_cells({"choice": "semi+gate+flex_predicted+t95"}, 3)
+    assert {int(c.split("/")[2]) for c, _ in conf} == set(range(15, 20)) and len(conf) == 4 * 3 * 5
+    assert {c.split("/")[1] for c, _ in conf} == {"dualhead", "semi", "semi+gate+flex_predicted+t95",
+                                                  "dualhead+flex_predicted"}
+    # the control has the best validation accuracy and is still not chosen
+    records = []
+    for c in (*semi_plus.ROUNDS[3].candidates, "dualhead+flex_predicted"):
+        val = {"dualhead+flex_predicted": 99.0, "semi+gate+flex_predicted+t95": 91.0}.get(c, 85.0)
+        records += [_record(c, s, seed, val) for s in semi_plus.SETTINGS for seed in range(5)]
+    choice = semi_plus.choose(records, 3)
+    assert choice["choice"] == "semi+gate+flex_predicted+t95"
+    # the report lists the control, marked, and pairs the choice with it on the held-out seeds
+    confirm = [_record(m, s, seed, 0.0, test) for s in semi_plus.SETTINGS for seed in range(15, 17)
+               for m, test in (("dualhead", 80.0), ("semi", 79.0), ("semi+gate+flex_predicted+t95", 83.0),
+                               ("dualhead+flex_predicted", 82.0))]
+    confirm = [{**r, "per_class_accuracy": [90.0, 10.0]} for r in confirm]
+    text = semi_plus.report_markdown(records, choice, confirm, 3)
+    assert "| dualhead+flex_predicted (control, not eligible) |" in text
+    assert "| semi+gate+flex_predicted+t95 - dualhead+flex_predicted | +1.0 [+1.0, +1.0] |" in text
+    assert "| dualhead+flex_predicted - dualhead | +2.0 [+2.0, +2.0] |" in text
+    assert "abc" not in text  # no other bases this round: no empty rows for them
