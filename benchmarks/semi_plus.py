@@ -39,9 +39,9 @@ eligible for the choice, a control: the base with FlexMatch's thresholds and no 
 which says how much of any gain is FlexMatch's. The same rule on the same validation seeds 0-4; the confirmation on
 seeds 15-19 against the base, SeMi and the control, which no stage of any round ran (no other bases this round).
 
-Records: results/semiplus-select[-<budget>].json (both rounds' selection cells),
-results/semiplus-choice[-round2][-<budget>].json, results/semiplus-confirm[-round2][-<budget>].json; tables in
-results/semiplus[-round2][-<budget>].md and BENCHMARKS.md's marked blocks; runs under
+Records: results/semiplus-select[-<budget>].json (every round's selection cells),
+results/semiplus-choice[-round<N>][-<budget>].json, results/semiplus-confirm[-round<N>][-<budget>].json; tables in
+results/semiplus[-round<N>][-<budget>].md and BENCHMARKS.md's marked blocks; runs under
 benchmarks/runs/<protocol>-semiplus/.
 """
 
