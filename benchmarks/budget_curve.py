@@ -160,14 +160,15 @@ def _per_class_by_seed(records: list[dict], setting: str, method: str) -> dict[i
     return {r["seed"]: r["per_class_accuracy"] for r in records if r["setting"] == setting and r["method"] == method}
 
 
-def per_class_markdown(by_budget: dict[int, list[dict]]) -> str:
-    """Per budget, setting and pair (PER_CLASS_PAIRS), the mean over common seeds of a - b in each class's test
+def per_class_markdown(by_budget: dict[int, list[dict]],
+                       pairs: tuple[tuple[str, str], ...] = PER_CLASS_PAIRS) -> str:
+    """Per budget, setting and pair (`pairs`), the mean over common seeds of a - b in each class's test
     accuracy (points), and over the most-labeled half of the classes against the rest. Classes are numbered as the
     protocols' long tails order them: class 0 has the most labeled images. Empty without a common seed anywhere."""
     lines, width = [], 0
     for budget, recs in by_budget.items():
         for setting in SETTINGS:
-            for a, b in PER_CLASS_PAIRS:
+            for a, b in pairs:
                 pa, pb = _per_class_by_seed(recs, setting, a), _per_class_by_seed(recs, setting, b)
                 seeds = sorted(set(pa) & set(pb))
                 if not seeds:

@@ -202,6 +202,10 @@ def report_markdown(select: list[dict], choice: dict | None, confirm: list[dict]
                 continue  # a pair this round did not run (no other bases)
             cols = [accuracy._interval(d) for d in diffs]
             lines.append(f"| {a} - {b} | " + " | ".join(cols) + " |")
+        steps = int(confirm[0].get("budget") or confirm[0].get("steps") or 0)
+        per_class = budget_curve.per_class_markdown({steps: confirm}, tuple(pairs))
+        if per_class:
+            lines += ["", per_class]
         lines += ["", "Held-out runs that learn the rarest labeled class (test accuracy above "
                   f"{budget_curve.LEARNED:.0f}%), k of n:", "",
                   "| method | " + " | ".join(SETTINGS) + " |", "|---|" + "---:|" * len(SETTINGS)]

@@ -62,6 +62,8 @@ def test_confirmation_report_pairs_held_out_seeds_and_counts_rarest_class_learne
     text = semi_plus.report_markdown([], choice, confirm)
     assert "| semi+gate - dualhead | +2.0 [+2.0, +2.0] | +2.0 [+2.0, +2.0] | +2.0 [+2.0, +2.0] |" in text
     assert "| semi+gate | 2/3 | 2/3 | 2/3 |" in text and "| dualhead | 0/3 | 0/3 | 0/3 |" in text
+    # class by class: the gain sits in the rarest class, (96 + 96 + 7) / 3
+    assert "| 0 | reversed | semi+gate - dualhead | 3 | +0.0 | +66.3 | +0.0 | +66.3 |" in text
 
 
 def test_round_two_adds_predicted_flex_beside_round_one_choice_and_confirms_on_fresh_seeds():
