@@ -164,7 +164,9 @@ def per_class_markdown(by_budget: dict[int, list[dict]],
                        pairs: tuple[tuple[str, str], ...] = PER_CLASS_PAIRS) -> str:
     """Per budget, setting and pair (`pairs`), the mean over common seeds of a - b in each class's test
     accuracy (points), and over the most-labeled half of the classes against the rest. Classes are numbered as the
-    protocols' long tails order them: class 0 has the most labeled images. Empty without a common seed anywhere."""
+    protocols' long tails order them: class 0 has the most labeled images. The seeds column counts the paired
+    seeds; a class whose accuracy a record lacks (None) is averaged over the seeds that have it. Records of one
+    protocol share a class count. Budget 0 (unknown) shows as "-". Empty without a common seed anywhere."""
     lines, width = [], 0
     for budget, recs in by_budget.items():
         for setting in SETTINGS:
@@ -187,7 +189,7 @@ def per_class_markdown(by_budget: dict[int, list[dict]],
                 def fmt(v: float | None) -> str:
                     return "-" if v is None else f"{v:+.1f}"
 
-                lines.append(f"| {budget:,} | {setting} | {a} - {b} | {len(seeds)} | "
+                lines.append(f"| {f'{budget:,}' if budget else '-'} | {setting} | {a} - {b} | {len(seeds)} | "
                              + " | ".join(fmt(v) for v in per_class)
                              + f" | {fmt(statistics.mean(head) if head else None)}"
                              f" | {fmt(statistics.mean(tail) if tail else None)} |")

@@ -62,8 +62,12 @@ def test_confirmation_report_pairs_held_out_seeds_and_counts_rarest_class_learne
     text = semi_plus.report_markdown([], choice, confirm)
     assert "| semi+gate - dualhead | +2.0 [+2.0, +2.0] | +2.0 [+2.0, +2.0] | +2.0 [+2.0, +2.0] |" in text
     assert "| semi+gate | 2/3 | 2/3 | 2/3 |" in text and "| dualhead | 0/3 | 0/3 | 0/3 |" in text
+    # a choice of SeMi itself pairs once with the base, never with itself
+    as_semi = [{**r, "method": "semi"} if r["method"] == "semi+gate" else r for r in confirm]
+    text_semi = semi_plus.report_markdown([], {"choice": "semi", "rule": "r"}, as_semi)
+    assert text_semi.count("| semi - dualhead | +2.0") == 1 and "semi - semi" not in text_semi
     # class by class: the gain sits in the rarest class, (96 + 96 + 7) / 3
-    assert "| 0 | reversed | semi+gate - dualhead | 3 | +0.0 | +66.3 | +0.0 | +66.3 |" in text
+    assert "| - | reversed | semi+gate - dualhead | 3 | +0.0 | +66.3 | +0.0 | +66.3 |" in text
 
 
 def test_round_two_adds_predicted_flex_beside_round_one_choice_and_confirms_on_fresh_seeds():
@@ -123,4 +127,4 @@ def test_round_three_keeps_the_loss_scale_and_the_base_threshold_and_runs_a_cont
     assert "| dualhead+flex_predicted (control, not eligible) |" in text
     assert "| semi+gate+flex_predicted+t95 - dualhead+flex_predicted | +1.0 [+1.0, +1.0] |" in text
     assert "| dualhead+flex_predicted - dualhead | +2.0 [+2.0, +2.0] |" in text
-    assert "abc" not in text  # no other bases this round: no empty rows for them
+    assert "abc" not in text  # no other bases planned this round: no rows for them
