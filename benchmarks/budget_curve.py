@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-from accuracy import replace_marked  # noqa: E402
+from accuracy import _by_seed, replace_marked  # noqa: E402
 
 SETTINGS = ("consistent", "reversed", "uniform")
 PAIRS = (("semi", "dualhead"), ("semi", "acr"), ("semi", "fixmatch"), ("acr", "dualhead"),
@@ -73,10 +73,6 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
     high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
     return low, high
-
-
-def _by_seed(records: list[dict], setting: str, method: str) -> dict[int, float]:
-    return {r["seed"]: r["top1"] for r in records if r["setting"] == setting and r["method"] == method}
 
 
 def diagnostic(record: dict, key: str) -> float | None:
@@ -156,8 +152,18 @@ PER_CLASS_PAIRS = (("semi", "dualhead"), ("semi-no_oheml", "semi"), ("semi-no_ba
 class: where a mean top-1 difference comes from."""
 
 
-def _per_class_by_seed(records: list[dict], setting: str, method: str) -> dict[int, list[float | None]]:
-    return {r["seed"]: r["per_class_accuracy"] for r in records if r["setting"] == setting and r["method"] == method}
+def _per_class(r: dict) -> list[float | None]:
+    return r["per_class_accuracy"]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean of the known values (None: none known)."""
+    known = [v for v in values if v is not None]
+    return statistics.mean(known) if known else None
+
+
+def _signed(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.1f}"
 
 
 def per_class_markdown(by_budget: dict[int, list[dict]],
@@ -171,28 +177,18 @@ def per_class_markdown(by_budget: dict[int, list[dict]],
     for budget, recs in by_budget.items():
         for setting in SETTINGS:
             for a, b in pairs:
-                pa, pb = _per_class_by_seed(recs, setting, a), _per_class_by_seed(recs, setting, b)
+                pa, pb = _by_seed(recs, setting, a, _per_class), _by_seed(recs, setting, b, _per_class)
                 seeds = sorted(set(pa) & set(pb))
                 if not seeds:
                     continue
                 n_classes = len(pa[seeds[0]])
                 width = max(width, n_classes)
                 diffs = [[None if x is None or y is None else x - y for x, y in zip(pa[s], pb[s])] for s in seeds]
-                per_class = []
-                for c in range(n_classes):
-                    vals = [d[c] for d in diffs if d[c] is not None]
-                    per_class.append(statistics.mean(vals) if vals else None)
+                per_class = [_mean([d[c] for d in diffs]) for c in range(n_classes)]
                 half = (n_classes + 1) // 2
-                head = [v for v in per_class[:half] if v is not None]
-                tail = [v for v in per_class[half:] if v is not None]
-
-                def fmt(v: float | None) -> str:
-                    return "-" if v is None else f"{v:+.1f}"
-
+                cols = [*per_class, _mean(per_class[:half]), _mean(per_class[half:])]
                 lines.append(f"| {f'{budget:,}' if budget else '-'} | {setting} | {a} - {b} | {len(seeds)} | "
-                             + " | ".join(fmt(v) for v in per_class)
-                             + f" | {fmt(statistics.mean(head) if head else None)}"
-                             f" | {fmt(statistics.mean(tail) if tail else None)} |")
+                             + " | ".join(_signed(v) for v in cols) + " |")
     if not lines:
         return ""
     half = (width + 1) // 2
