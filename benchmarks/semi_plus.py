@@ -7,6 +7,7 @@ seeds, on the MNIST-LT protocol (`accuracy.py --protocol mnist`, optionally at a
     python benchmarks/semi_plus.py report             # Markdown tables of both stages
     python benchmarks/semi_plus.py select --round 2   # the second round (below); every stage takes --round
     python benchmarks/semi_plus.py select --round 3   # the third round (below)
+    python benchmarks/semi_plus.py select --round 4   # the fourth round (below; designed, not run yet)
 
 The candidates are SeMi (dual-head base + all its parts at 0.7) with the SeMi+ options alone and combined:
 OHEML weights rescaled to mean 1 over the accepted images (`semi.oheml_normalize`), the prototype blend gated
@@ -40,6 +41,16 @@ eligible for the choice, a control: the base with FlexMatch's thresholds and no 
 which says how much of any gain is FlexMatch's. The same rule on the same validation seeds 0-4; the confirmation on
 seeds 15-19 against the base, SeMi and the control, which no stage of any round ran (no other bases this round).
 
+Round 4 (designed after round 3's confirmation and a probe of its selection runs' last checkpoints,
+`benchmarks/overclaim.py`): the rarest class's wrong claims are made in the balanced head's training target, the
+standard logits debiased by tau12 log pi (tau12 = 2: a lead of about 10 nats for a class with one labeled image
+against one with 150); once FlexMatch's thresholds let the standard head give that class some mass, that lead turns
+its neighbours' ambiguous images into it. Its candidate halves the lead: round 3's choice with `algorithm.tau12=1`
+(`t12_1`), beside round 3's choice, SeMi and the base. Controls, never chosen: round 3's (the base with FlexMatch's
+thresholds), the same with `t12_1`, and the base with `t12_1` alone (whether halving the debiasing is a change of
+the base rather than of SeMi+). The same rule on the same validation seeds 0-4 (cells earlier rounds hold are
+reused); the confirmation on seeds 20-24, which no stage of any round ran, against the base, SeMi and the controls.
+
 Records: results/semiplus-select[-<budget>].json (every round's selection cells),
 results/semiplus-choice[-round<N>][-<budget>].json, results/semiplus-confirm[-round<N>][-<budget>].json; tables in
 results/semiplus[-round<N>][-<budget>].md and BENCHMARKS.md's marked blocks; runs under
@@ -65,7 +76,7 @@ OTHER_BASES = ("fixmatch", "acr", "simpro", "abc")
 
 OPTIONS = {"normalize": ["semi.oheml_normalize=true"], "gate": ["semi.prototype_gate=labeled"], "flex": [],
            "flex_predicted": ["flex.normalize=predicted"], "flex_linear": ["flex.mapping=linear"],
-           "t95": ["semi.threshold=0.95"]}
+           "t95": ["semi.threshold=0.95"], "t12_1": ["algorithm.tau12=1.0"]}
 """Each SeMi+ option's overrides (`flex` and its variants attach the flex component: they change the algorithm
 name too)."""
 FLEX_OPTIONS = {"flex", "flex_predicted", "flex_linear"}
@@ -90,8 +101,11 @@ ROUNDS = {1: Round(CANDIDATES, range(5, 10), range(5, 8), ""),
                     "semi+gate+flex_predicted+flex_linear"), range(10, 15), range(10, 13), "-round2"),
           3: Round(("dualhead", "semi", "semi+gate+flex_predicted", "semi+normalize+gate+flex_predicted",
                     "semi+gate+flex_predicted+t95", "semi+normalize+gate+flex_predicted+t95"), range(15, 20),
-                   range(0), "-round3", controls=("dualhead+flex_predicted",))}
-"""The selection rounds (the module docstring says why there is a second and a third)."""
+                   range(0), "-round3", controls=("dualhead+flex_predicted",)),
+          4: Round(("dualhead", "semi", "semi+normalize+gate+flex_predicted+t95",
+                    "semi+normalize+gate+flex_predicted+t95+t12_1"), range(20, 25), range(0), "-round4",
+                   controls=("dualhead+flex_predicted", "dualhead+flex_predicted+t12_1", "dualhead+t12_1"))}
+"""The selection rounds (the module docstring says why each round after the first)."""
 
 
 def options_of(candidate: str) -> list[str]:
@@ -224,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--round", type=int, choices=sorted(ROUNDS), default=1, dest="round_",
                    help="the selection round (2: FlexMatch's counts normalised by the predictions; 3: with OHEML's "
-                        "loss scale kept and the base's threshold)")
+                        "loss scale kept and the base's threshold; 4: the balanced target's debiasing halved)")
     p.add_argument("--runs-dir", default=str(accuracy.ROOT / "runs"))
     args = p.parse_args(argv)
     proto = protocol(args.budget)

@@ -128,3 +128,18 @@ def test_round_three_keeps_the_loss_scale_and_the_base_threshold_and_runs_a_cont
     assert "| semi+gate+flex_predicted+t95 - dualhead+flex_predicted | +1.0 [+1.0, +1.0] |" in text
     assert "| dualhead+flex_predicted - dualhead | +2.0 [+2.0, +2.0] |" in text
     assert "abc" not in text  # no other bases planned this round: no rows for them
+
+
+def test_round_four_halves_the_balanced_targets_debiasing_with_three_controls_on_fresh_seeds():
+    assert semi_plus.overrides("semi+normalize+gate+flex_predicted+t95+t12_1")[-1] == "algorithm.tau12=1.0"
+    assert semi_plus.overrides("dualhead+t12_1") == ["algorithm.name=dualhead", "algorithm.tau12=1.0"]
+    fourth = dict(semi_plus.select_cells(4))
+    assert len(fourth) == 7 * 3 * 5
+    # only the halved-debiasing cells are new: the rest are round 3's cells, reused
+    new = {c.split("/")[1] for c in set(fourth) - set(dict(semi_plus.select_cells(3)))}
+    assert new == {"semi+normalize+gate+flex_predicted+t95+t12_1", "dualhead+flex_predicted+t12_1",
+                   "dualhead+t12_1"}
+    conf = semi_plus.confirm_cells({"choice": "semi+normalize+gate+flex_predicted+t95+t12_1"}, 4)
+    assert {int(c.split("/")[2]) for c, _ in conf} == set(range(20, 25)) and len(conf) == 6 * 3 * 5
+    earlier = {seed for r in (1, 2, 3) for seed in semi_plus.ROUNDS[r].confirm_seeds}
+    assert not {int(c.split("/")[2]) for c, _ in conf} & earlier
