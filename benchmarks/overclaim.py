@@ -1,5 +1,6 @@
-"""Where a newly learned rarest class's wrong pseudo-labels come from: a probe of finished dual-head-family runs
-(no training).
+"""Where a newly learned rarest class's wrong claims may come from: a probe of finished dual-head-family runs (no
+training). It reads the final models' unmasked predictions on clean images, not the pseudo-labels that passed the
+masks during training.
 
     python benchmarks/overclaim.py RUN_DIR [RUN_DIR ...]     # e.g. runs/mnist-semiplus/reversed_semi_0
 

@@ -7,7 +7,7 @@ seeds, on the MNIST-LT protocol (`accuracy.py --protocol mnist`, optionally at a
     python benchmarks/semi_plus.py report             # Markdown tables of both stages
     python benchmarks/semi_plus.py select --round 2   # the second round (below); every stage takes --round
     python benchmarks/semi_plus.py select --round 3   # the third round (below)
-    python benchmarks/semi_plus.py select --round 4   # the fourth round (below; designed, not run yet)
+    python benchmarks/semi_plus.py select --round 4   # the fourth round (below)
 
 The candidates are SeMi (dual-head base + all its parts at 0.7) with the SeMi+ options alone and combined:
 OHEML weights rescaled to mean 1 over the accepted images (`semi.oheml_normalize`), the prototype blend gated
@@ -42,9 +42,9 @@ which says how much of any gain is FlexMatch's. The same rule on the same valida
 seeds 15-19 against the base, SeMi and the control, which no stage of any round ran (no other bases this round).
 
 Round 4 (designed after round 3's confirmation and a probe of its selection runs' last checkpoints,
-`benchmarks/overclaim.py`): the rarest class's wrong claims are made in the balanced head's training target, the
-standard logits debiased by tau12 log pi (tau12 = 2: a lead of about 10 nats for a class with one labeled image
-against one with 150); once FlexMatch's thresholds let the standard head give that class some mass, that lead turns
+`benchmarks/overclaim.py`), which points at the balanced head's training target for the rarest class's wrong
+claims: the standard logits debiased by tau12 log pi (tau12 = 2: on MNIST-LT, one labeled image against 150, a lead
+of about 10 nats); once FlexMatch's thresholds let the standard head give that class some mass, that lead may turn
 its neighbours' ambiguous images into it. Its candidate halves the lead: round 3's choice with `algorithm.tau12=1`
 (`t12_1`), beside round 3's choice, SeMi and the base. Controls, never chosen: round 3's (the base with FlexMatch's
 thresholds), the same with `t12_1`, and the base with `t12_1` alone (whether halving the debiasing is a change of
