@@ -8,7 +8,8 @@ Reads `results/accuracy-<protocol>.json` (the protocol's own 2,000 steps) and `r
 - paired differences (SeMi - its dual-head base, SeMi - ACR, SeMi - FixMatch, ACR - the base; mean and 95%
   t-interval over common seeds), as a table and a figure against steps;
 - per-class outcomes: which classes each run learns (test accuracy above 50%), and per method the share of runs that
-  learn the rarest labeled class, with an exact (Clopper-Pearson) 95% binomial interval; and where SeMi's
+  learn the rarest labeled class, with an exact (Clopper-Pearson) 95% binomial interval; paired by seed, which of
+  SeMi and its base (or ACR) learns it, with the exact sign test on the seeds where only one does; and where SeMi's
   difference from its base (and each ablation's) falls, class by class;
 - SeMi's diagnostics at the end of each run (the last evaluation window): prototype accuracy on accepted images,
   bank purity, OHEML's mean weight, hard-sample accuracy, mask rate and pseudo-label accuracy, as a table and a
@@ -199,6 +200,54 @@ def per_class_markdown(by_budget: dict[int, list[dict]],
         "| steps | setting | a - b | seeds | " + " | ".join(str(c) for c in range(width))
         + f" | 0-{half - 1} | {half}-{width - 1} |",
         "|---:|---|---|---:|" + "---:|" * (width + 2), *lines])
+
+
+RAREST_PAIRS = (("semi", "dualhead"), ("semi", "acr"))
+RAREST_POOLED = ("reversed", "uniform")
+"""The settings where the unlabeled pool's class mix is not the labeled one's, pooled in one more row."""
+
+
+def sign_test(a_only: int, b_only: int) -> float | None:
+    """Exact two-sided sign test (McNemar's exact test) of paired binary outcomes: the probability, if a and b were
+    equally likely to be the one that learns, of a split of the discordant pairs at least this uneven. None: no
+    discordant pair."""
+    from scipy.stats import binomtest
+
+    n = a_only + b_only
+    return None if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
+
+
+def paired_rarest_markdown(by_budget: dict[int, list[dict]],
+                           pairs: tuple[tuple[str, str], ...] = RAREST_PAIRS) -> str:
+    """Per budget, setting (and the RAREST_POOLED settings together) and pair, the seeds run by both methods, split
+    by which of the two learns the rarest class (a only, b only, both, neither; a record whose rarest-class accuracy
+    is unknown is left out), with the exact sign test on the discordant seeds. Empty without a common seed."""
+    lines = []
+    for budget, recs in by_budget.items():
+        groups = [(s, (s,)) for s in SETTINGS] + [(" + ".join(RAREST_POOLED), RAREST_POOLED)]
+        for label, settings in groups:
+            for a, b in pairs:
+                outcomes = []
+                for setting in settings:
+                    la, lb = _by_seed(recs, setting, a, learns_rarest), _by_seed(recs, setting, b, learns_rarest)
+                    outcomes += [(la[s], lb[s]) for s in sorted(set(la) & set(lb))
+                                 if la[s] is not None and lb[s] is not None]
+                if not outcomes:
+                    continue
+                a_only = sum(x and not y for x, y in outcomes)
+                b_only = sum(y and not x for x, y in outcomes)
+                both = sum(x and y for x, y in outcomes)
+                p = sign_test(a_only, b_only)
+                lines.append(f"| {budget:,} | {label} | {a} - {b} | {len(outcomes)} | {a_only} | {b_only} | {both} | "
+                             f"{len(outcomes) - a_only - b_only - both} | {'-' if p is None else f'{p:.3f}'} |")
+    if not lines:
+        return ""
+    return "\n".join([
+        "Which of two methods learns the rarest class on the same seed (test accuracy > "
+        f"{LEARNED:.0f}%), and the exact two-sided sign test on the seeds where only one does (with 5 seeds the "
+        "smallest possible p is 0.062):", "",
+        "| steps | setting | a - b | seeds | a only | b only | both | neither | p |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|", *lines])
 
 
 TRACE_METHODS = ("dualhead", "acr", "semi", "semi-no_bank", "semi-no_oheml", "dualhead+threshold_0.7")
@@ -457,8 +506,9 @@ def main() -> None:
     if args.backfill:
         print(f"backfilled {backfill(args.backfill, args.protocol)} records from {args.backfill}")
     by_budget = load_budget_records(args.protocol)
-    text = "\n\n".join(t for t in (markdown(by_budget), per_class_markdown(by_budget), rarest_markdown(by_budget))
-                         if t)
+    parts = (markdown(by_budget), paired_rarest_markdown(by_budget), per_class_markdown(by_budget),
+             rarest_markdown(by_budget))
+    text = "\n\n".join(t for t in parts if t)
     path = ROOT / "results" / f"budget-{args.protocol}.md"
     path.write_text(text + "\n")
     print(text)

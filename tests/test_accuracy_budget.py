@@ -267,3 +267,27 @@ def test_per_class_differences_are_paired_by_seed_and_split_into_halves():
     assert "| 2,000 | uniform | semi - dualhead | 2 | -3.0 | +2.0 | +1.0 | +80.0 | -0.5 | +40.5 |" in text
     assert "| 0 | 1 | 2 | 3 | 0-1 | 2-3 |" in text and "reversed" not in text.split("|---")[-1]
     assert budget_curve.per_class_markdown({2000: recs[4:]}) == ""
+
+
+def test_paired_rarest_outcomes_count_discordant_seeds_and_sign_test_them():
+    import budget_curve
+
+    def rec(setting, method, seed, rarest):
+        return {"setting": setting, "method": method, "seed": seed, "top1": 0.0, "steps": 2000,
+                "per_class_accuracy": [90.0, 80.0, rarest]}  # no trace: the last class is the rarest
+
+    semi_u, base_u = [99.0, 98.0, 60.0, 97.0, 10.0], [1.0, 2.0, 0.0, 99.0, 50.0]  # 50.0 is not above LEARNED
+    recs = [rec("uniform", "semi", s, a) for s, a in enumerate(semi_u)]
+    recs += [rec("uniform", "dualhead", s, a) for s, a in enumerate(base_u)]
+    recs += [rec("reversed", "semi", 0, 99.0), rec("reversed", "dualhead", 0, 3.0),
+             rec("reversed", "semi", 1, 5.0), rec("reversed", "dualhead", 1, None),  # unknown: seed 1 left out
+             rec("reversed", "semi", 2, 99.0)]  # no base run on seed 2: not paired
+    text = budget_curve.paired_rarest_markdown({2000: recs})
+    # uniform: semi only on seeds 0-2, both on 3, neither on 4: p = 2 / 2^3
+    assert "| 2,000 | uniform | semi - dualhead | 5 | 3 | 0 | 1 | 1 | 0.250 |" in text
+    assert "| 2,000 | reversed | semi - dualhead | 1 | 1 | 0 | 0 | 0 | 1.000 |" in text
+    assert "| 2,000 | reversed + uniform | semi - dualhead | 6 | 4 | 0 | 1 | 1 | 0.125 |" in text
+    assert "consistent" not in text and "semi - acr" not in text
+    assert budget_curve.sign_test(0, 0) is None and budget_curve.sign_test(5, 0) == 0.0625
+    assert budget_curve.sign_test(2, 3) == 1.0
+    assert budget_curve.paired_rarest_markdown({2000: recs[:5]}) == ""
