@@ -3,6 +3,7 @@ training). It reads the final models' unmasked predictions on clean images, not 
 masks during training.
 
     python benchmarks/overclaim.py RUN_DIR [RUN_DIR ...]     # e.g. runs/mnist-semiplus/reversed_semi_0
+    python benchmarks/overclaim.py runs/mnist-20000/* --out results/overclaim-20000.json   # the budget curve's runs
 
 For each run folder (its `checkpoints/latest.pt`), the split rebuilt from the run's configuration:
 - on the unlabeled pool (clean images), with the online model, which makes the pseudo-labels during training:
