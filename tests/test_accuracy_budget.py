@@ -82,6 +82,23 @@ def test_budget_records_are_grouped_by_budget_and_rarest_class_outcomes_counted(
     assert "| reversed | OHEML mean weight | 0.30 | 0.30 |" in text
 
 
+def test_budget_differences_against_supervised_read_its_balanced_head():
+    import budget_curve
+
+    def rec(seed, method, top1, balanced=None):
+        return {"setting": "consistent", "method": method, "seed": seed, "top1": top1, "steps": 2000,
+                "per_class_accuracy": [90.0] * 10, "diagnostics": {},
+                **({"balanced_head": {"top1": balanced}} if balanced is not None else {})}
+
+    recs = [rec(0, "supervised", 60.0, 64.0), rec(1, "supervised", 61.0, 63.0), rec(2, "supervised", 62.0),
+            rec(0, "dualhead", 66.0), rec(1, "dualhead", 65.0), rec(2, "dualhead", 70.0)]
+    # seed 2's supervised record has no balanced head: it is left out, not compared with the standard head
+    text = budget_curve.markdown({2000: recs}, budget_curve.SUPERVISED_PAIRS)
+    assert "| consistent | dualhead - supervised (balanced head) | +2.0 [+2.0, +2.0] (2) |" in text
+    assert "semi - supervised" not in text  # no SeMi records: no row
+    assert "(balanced head)" not in budget_curve.markdown({2000: recs})  # MNIST-LT's tables leave it out
+
+
 def _write_run(folder: Path, top1: float, evals: list[dict], labeled=(150, 20, 1, 1), bank_size=128) -> Path:
     """A run folder as the trainer leaves it: results.json and metrics.jsonl (a train line, evaluations, the one at
     step 200 twice, the later line winning, and a torn last line)."""
