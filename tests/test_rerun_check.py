@@ -45,6 +45,39 @@ def test_save_replaces_the_same_cell_and_keeps_others(tmp_path):
                                                                                         ("mnist-20000", 3.0)]
 
 
+def _write_log(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines))
+    return path
+
+
+def test_logs_are_compared_value_by_value_without_timings(tmp_path):
+    recorded = _write_log(tmp_path / "a.jsonl", [
+        '{"kind": "train", "step": 10, "loss": 1.5, "step_seconds": 0.03, "data_share": 0.3}',
+        '{"kind": "eval", "step": 20, "top1": 50.0, "per_class_accuracy": [90.0, 10.0], "window_proto_acc": NaN}',
+        '{"kind": "train", "step": 30, "loss": 9.9}',
+        '{"kind": "train", "step": 30, "loss": 1.2}',  # resumed before step 30: the later line counts
+        '{"kind": "ev'])  # torn by a kill
+    rerun = _write_log(tmp_path / "b.jsonl", [
+        '{"kind": "train", "step": 10, "loss": 1.5, "step_seconds": 0.05, "data_share": 0.5}',
+        '{"kind": "eval", "step": 20, "top1": 50.0, "per_class_accuracy": [90.0, 11.0], "window_proto_acc": NaN}',
+        '{"kind": "train", "step": 30, "loss": 1.2}',
+        '{"kind": "train", "step": 40, "loss": 1.0}'])
+    # 10: kind, step, loss; 20: kind, step, top1, 2 per-class values, the NaN; 30: kind, step, loss
+    assert rerun_check.compare_logs(recorded, rerun) == {
+        "values": 3 + 6 + 3, "differing": 1, "first_difference": ["eval", 20, "per_class_accuracy"],
+        "lines_only_in_record": 0, "lines_only_in_rerun": 1}
+    assert rerun_check.logged_values(recorded)[("train", 30)] == {"kind": "train", "step": 30, "loss": 1.2}
+
+
+def test_the_records_own_run_folder_is_found_only_while_it_exists(tmp_path):
+    record = {"overrides": ["train.seed=0", f"train.out_dir={tmp_path / 'run'}"]}
+    assert rerun_check.record_run_dir(record) is None
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text("")
+    assert rerun_check.record_run_dir(record) == tmp_path / "run"
+    assert rerun_check.record_run_dir({"overrides": ["train.seed=0"]}) is None
+
+
 @pytest.mark.slow
 def test_a_recorded_cell_reruns_bit_identically(tmp_path, monkeypatch):
     """A quick-protocol cell recorded by the accuracy benchmark, rerun from its record: the same final top-1, even
@@ -64,3 +97,10 @@ def test_a_recorded_cell_reruns_bit_identically(tmp_path, monkeypatch):
     assert entry["seed_spread"]["n"] == 2 and entry["z"] == pytest.approx(5.0 / 2 / (5.0 / 2 ** 0.5))
     assert (tmp_path / "runs" / "rerun-check" / "quick" / "consistent_fixmatch_0" / "results.json").exists()
     assert "identical to the record" in rerun_check.describe(entry)
+    # the record's run folder is still there: every logged value is compared, and all are identical
+    assert entry["per_class_identical"]
+    assert entry["record_run"] == str(tmp_path / "runs" / "quick" / "consistent_fixmatch_0")
+    logs = entry["logs"]
+    assert logs["values"] > 100 and logs["differing"] == 0 and logs["first_difference"] is None
+    assert logs["lines_only_in_record"] == logs["lines_only_in_rerun"] == 0
+    assert f"logged values: {logs['values']:,} of {logs['values']:,} identical" in rerun_check.describe(entry)
