@@ -402,6 +402,11 @@ def backfill(runs_dir: Path, protocol: str) -> int:
     return added
 
 
+def present_settings(records: list[dict]) -> list[str]:
+    """The settings (in SETTINGS order) some record covers: a figure has one panel per setting the protocol ran."""
+    return [s for s in SETTINGS if any(r["setting"] == s for r in records)]
+
+
 def figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -409,11 +414,12 @@ def figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path]:
     from semi.evaluation.metrics import paired_difference
 
     budgets = list(by_budget)
+    settings = present_settings([r for recs in by_budget.values() for r in recs])
     out = []
-    fig = Figure(figsize=(4.2 * len(SETTINGS), 3.6), dpi=100)
+    fig = Figure(figsize=(4.2 * len(settings), 3.6), dpi=100)
     FigureCanvasAgg(fig)
-    for i, setting in enumerate(SETTINGS):
-        ax = fig.add_subplot(1, len(SETTINGS), i + 1)
+    for i, setting in enumerate(settings):
+        ax = fig.add_subplot(1, len(settings), i + 1)
         for j, (a, b) in enumerate(PAIRS[:3]):
             xs, ys, lo, hi = [], [], [], []
             for budget in budgets:
@@ -444,7 +450,7 @@ def figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path]:
     FigureCanvasAgg(fig)
     for i, (key, label, scale) in enumerate(DIAGNOSTICS):
         ax = fig.add_subplot(1, len(DIAGNOSTICS), i + 1)
-        for setting in SETTINGS:
+        for setting in settings:
             xs, ys = [], []
             for budget in budgets:
                 vals = [diagnostic(r, key) for r in by_budget[budget] if r["setting"] == setting
@@ -483,10 +489,11 @@ def rarest_figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path
         runs = [r for r in recs if r.get("rarest_class") and r["method"] in RAREST_COLOURS]
         if not runs:
             continue
-        fig = Figure(figsize=(4.2 * len(SETTINGS), 3.6), dpi=100)
+        settings = present_settings(runs)
+        fig = Figure(figsize=(4.2 * len(settings), 3.6), dpi=100)
         FigureCanvasAgg(fig)
-        for i, setting in enumerate(SETTINGS):
-            ax = fig.add_subplot(1, len(SETTINGS), i + 1)
+        for i, setting in enumerate(settings):
+            ax = fig.add_subplot(1, len(settings), i + 1)
             for r in runs:
                 if r["setting"] != setting:
                     continue
@@ -500,7 +507,8 @@ def rarest_figures(by_budget: dict[int, list[dict]], protocol: str) -> list[Path
             if i == 0:
                 ax.set_ylabel("rarest class: accepted per window")
                 for m, c in RAREST_COLOURS.items():
-                    ax.plot([], [], color=c, label=m)
+                    if any(r["method"] == m for r in runs):
+                        ax.plot([], [], color=c, label=m)
                 ax.plot([], [], color="0.3", ls="-", label="learns it")
                 ax.plot([], [], color="0.3", ls=":", label="does not")
                 ax.legend(fontsize=8)

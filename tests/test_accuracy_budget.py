@@ -308,3 +308,11 @@ def test_paired_rarest_outcomes_count_discordant_seeds_and_sign_test_them():
     assert budget_curve.sign_test(0, 0) is None and budget_curve.sign_test(5, 0) == 0.0625
     assert budget_curve.sign_test(2, 3) == 1.0
     assert budget_curve.paired_rarest_markdown({2000: recs[:5]}) == ""
+
+
+def test_figures_have_a_panel_per_setting_the_protocol_ran():
+    import budget_curve
+
+    recs = [{"setting": s} for s in ("reversed", "consistent", "reversed")]
+    assert budget_curve.present_settings(recs) == ["consistent", "reversed"]  # SETTINGS order, no empty uniform
+    assert budget_curve.present_settings([]) == []
