@@ -216,7 +216,9 @@ def per_class_markdown(by_budget: dict[int, list[dict]],
         "|---:|---|---|---:|" + "---:|" * (width + 2), *lines])
 
 
-RAREST_PAIRS = (("semi", "dualhead"), ("semi", "acr"))
+RAREST_PAIRS = (("semi", "dualhead"), ("semi", "acr"), ("semi-no_bank", "semi"), ("semi-no_oheml", "semi"),
+                ("dualhead+threshold_0.7", "dualhead"))
+"""SeMi against its base and ACR, then the ablations: which part of SeMi its rarest-class learning needs."""
 RAREST_POOLED = ("reversed", "uniform")
 """The settings where the unlabeled pool's class mix is not the labeled one's, pooled in one more row."""
 

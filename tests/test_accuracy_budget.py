@@ -305,6 +305,10 @@ def test_paired_rarest_outcomes_count_discordant_seeds_and_sign_test_them():
     assert "| 2,000 | reversed | semi - dualhead | 1 | 1 | 0 | 0 | 0 | 1.000 |" in text
     assert "| 2,000 | reversed + uniform | semi - dualhead | 6 | 4 | 0 | 1 | 1 | 0.125 |" in text
     assert "consistent" not in text and "semi - acr" not in text
+    # an ablation against the full method: SeMi without its bank on seeds 0-1 of uniform data
+    ablated = [rec("uniform", "semi-no_bank", 0, 2.0), rec("uniform", "semi-no_bank", 1, 99.0)]
+    text = budget_curve.paired_rarest_markdown({2000: recs + ablated})
+    assert "| 2,000 | uniform | semi-no_bank - semi | 2 | 0 | 1 | 1 | 0 | 1.000 |" in text
     assert budget_curve.sign_test(0, 0) is None and budget_curve.sign_test(5, 0) == 0.0625
     assert budget_curve.sign_test(2, 3) == 1.0
     assert budget_curve.paired_rarest_markdown({2000: recs[:5]}) == ""
