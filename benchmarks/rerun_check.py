@@ -53,14 +53,11 @@ TIMING_KEYS = frozenset({"step_seconds", "data_share"})
 def logged_values(path: Path) -> dict[tuple[str, int], dict]:
     """{(kind, step): logged fields} of a run's metrics.jsonl, timing fields dropped. A step logged twice (a run
     resumed from a checkpoint before it) keeps its later line; a torn last line (a run killed mid-write) is skipped."""
-    out: dict[tuple[str, int], dict] = {}
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        out[(entry["kind"], entry["step"])] = {k: v for k, v in entry.items() if k not in TIMING_KEYS}
-    return out
+    from semi.evaluation.report.run_data import read_metrics_jsonl
+
+    train, evals = read_metrics_jsonl(path, [])
+    return {(entry["kind"], entry["step"]): {k: v for k, v in entry.items() if k not in TIMING_KEYS}
+            for entry in (*train, *evals)}
 
 
 def _flatten(value) -> list:
